@@ -31,6 +31,7 @@ import {
   zone_names,
 } from "./mmzone.ts";
 import { FPI_TO_TAIL, free_one_page } from "./page_alloc/free_area.ts";
+import { alloc_flags_nofragment } from "./page_alloc/alloc.ts";
 import { zone_set_pageset_high_and_batch } from "./page_alloc/pcp.ts";
 import { init_per_zone_wmark_min } from "./page_alloc/watermark.ts";
 import { MemMap, PAGE_SHIFT, PAGE_SIZE, PG_reserved, set_pageblock_migratetype } from "./page.ts";
@@ -229,6 +230,7 @@ export function boot(cfg: MachineConfig): Machine {
   m.populated = zones.filter((z) => z.populated_zone());
   for (let hz = 0; hz < MAX_NR_ZONES; hz++) {
     m.zonelists.push(m.populated.filter((z) => z.zone_idx <= hz).reverse());
+    m.nofragment.push(alloc_flags_nofragment(m, m.zonelists[hz][0], 0));
   }
 
   memmap_init(m, ram, min_pfn);

@@ -104,6 +104,7 @@ export const GFP_NAMES: Readonly<Record<string, Gfp>> = {
  */
 export function gfp_zone(gfp: Gfp): number {
   const z = gfp & GFP_ZONEMASK;
+  if (z === 0) return ZONE_NORMAL;
   if (z & __GFP_DMA) {
     if (z & (__GFP_DMA32 | __GFP_HIGHMEM)) throw new RangeError(`gfp_zone: invalid zone bits 0x${z.toString(16)}`);
     return ZONE_DMA;

@@ -123,6 +123,8 @@ export class Machine {
    * Scratch state of one allocator call, always under zone->lock.
    */
   rmqueue_mode = 0;
+  /** alloc_flags_nofragment()'s ALLOC_NOFRAGMENT bit for each highest_zoneidx. */
+  nofragment: number[] = [];
 
   constructor(args: {
     mem: MemMap;

@@ -118,8 +118,11 @@ export function alloc_pages(m: Machine, cpu: number, gfp: Gfp, order: number): P
   return __alloc_pages(m, cpu, gfp, order);
 }
 
-/** alloc_flags_nofragment(): on the first pass, avoid splitting other types' pageblocks. */
-function alloc_flags_nofragment(m: Machine, zone: Zone | undefined, gfp: Gfp): number {
+/**
+ * alloc_flags_nofragment(): on the first pass, avoid splitting other types'
+ * pageblocks when the preferred zone is Normal and DMA32 exists below it.
+ */
+export function alloc_flags_nofragment(m: Machine, zone: Zone | undefined, gfp: Gfp): number {
   let alloc_flags = gfp & __GFP_KSWAPD_RECLAIM; // same bit as ALLOC_KSWAPD
   if (!zone || zone.zone_idx !== ZONE_NORMAL) return alloc_flags;
   if (!m.pgdat[zone.node_id].node_zones[ZONE_DMA32].populated_zone()) return alloc_flags;
@@ -131,10 +134,8 @@ function alloc_flags_nofragment(m: Machine, zone: Zone | undefined, gfp: Gfp): n
 export function __alloc_pages(m: Machine, cpu: number, gfp: Gfp, order: number): Pfn {
   const highest_zoneidx = gfp_zone(gfp);
   const migratetype = m.sysctl.page_group_by_mobility_disabled ? 0 : gfp_migratetype(gfp);
-  const zonelist = m.zonelists[highest_zoneidx];
-  let alloc_flags = ALLOC_WMARK_LOW;
+  let alloc_flags = ALLOC_WMARK_LOW | (gfp & __GFP_KSWAPD_RECLAIM) | m.nofragment[highest_zoneidx];
   if (migratetype === MIGRATE_MOVABLE) alloc_flags |= ALLOC_CMA;
-  alloc_flags |= alloc_flags_nofragment(m, zonelist[0], gfp);
 
   let pfn = get_page_from_freelist(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype);
   if (pfn < 0) pfn = __alloc_pages_slowpath(m, cpu, gfp, order, highest_zoneidx, migratetype);
@@ -409,7 +410,7 @@ function nofail_or_fail(_m: Machine, gfp: Gfp, order: number): Pfn {
  * anything changes. Throws BadPageError naming the pfn, its state and the
  * operation.
  */
-function check_free(m: Machine, pfn: Pfn, order: number, op: string): void {
+function check_free(m: Machine, pfn: Pfn, order: number, op: string): Zone {
   const mem = m.mem;
   if (!(Number.isInteger(pfn) && pfn >= 0 && pfn < mem.nr_pages)) {
     throw new RangeError(`${op}: pfn ${pfn} is outside the memory map (0..${mem.nr_pages - 1})`);
@@ -417,13 +418,15 @@ function check_free(m: Machine, pfn: Pfn, order: number, op: string): void {
   if (!(Number.isInteger(order) && order >= 0 && order <= MAX_PAGE_ORDER)) {
     throw new RangeError(`${op}: order ${order} is out of range 0..${MAX_PAGE_ORDER} (pfn ${pfn})`);
   }
-  if (!m.page_zone(pfn)) bad_page(mem, pfn, op, "pfn is in a memory hole");
+  const zone = m.page_zone(pfn);
+  if (!zone) bad_page(mem, pfn, op, "pfn is in a memory hole");
   if (mem.page_type[pfn] === PGTY_buddy) bad_page(mem, pfn, op, "page is already free (PageBuddy)");
   if (mem.flags[pfn] & (1 << PG_tail)) bad_page(mem, pfn, op, "freeing a tail page of a compound page");
   if (mem._refcount[pfn] <= 0) bad_page(mem, pfn, op, "page is not allocated (refcount 0): double free?");
   if (mem.order[pfn] !== order) {
     bad_page(mem, pfn, op, `freed with order ${order} but allocated with order ${mem.order[pfn]}`);
   }
+  return zone;
 }
 
 function check_free_state(m: Machine, pfn: Pfn, order: number, op: string): void {
@@ -445,7 +448,7 @@ function check_free_state(m: Machine, pfn: Pfn, order: number, op: string): void
  */
 export function __free_pages(m: Machine, cpu: number, pfn: Pfn, order: number): void {
   const op = "__free_pages";
-  check_free(m, pfn, order, op);
+  const zone = check_free(m, pfn, order, op);
   const mem = m.mem;
   if (mem._refcount[pfn] > 1) {
     mem._refcount[pfn]--;
@@ -453,7 +456,7 @@ export function __free_pages(m: Machine, cpu: number, pfn: Pfn, order: number): 
   }
   check_free_state(m, pfn, order, op);
   mem._refcount[pfn] = 0;
-  free_frozen_pages(m, cpu, pfn, order);
+  free_frozen_pages(m, cpu, zone, pfn, order);
   if (m.debug_vm && m.verify) m.verify(m);
 }
 
@@ -478,9 +481,8 @@ function free_pages_prepare(m: Machine, pfn: Pfn, order: number): void {
  * Isolated pageblocks bypass the pcp; highatomic and CMA pages go on the
  * movable pcp list.
  */
-export function free_frozen_pages(m: Machine, cpu: number, pfn: Pfn, order: number): void {
+export function free_frozen_pages(m: Machine, cpu: number, zone: Zone, pfn: Pfn, order: number): void {
   const mem = m.mem;
-  const zone = m.page_zone(pfn)!;
   VM_BUG_ON_PAGE(mem._refcount[pfn] !== 0, mem, pfn, "free_frozen_pages with a reference");
   free_pages_prepare(m, pfn, order);
   m.vm_events[PGFREE] += 1 << order;
