@@ -30,11 +30,11 @@ import {
   Zone,
   zone_names,
 } from "./mmzone.ts";
-import { FPI_TO_TAIL, free_one_page } from "./page_alloc/free_area.ts";
+import { MemMap, PAGE_SHIFT, PAGE_SIZE, PG_reserved, set_pageblock_migratetype } from "./page.ts";
 import { alloc_flags_nofragment } from "./page_alloc/alloc.ts";
+import { FPI_TO_TAIL, free_one_page } from "./page_alloc/free_area.ts";
 import { zone_set_pageset_high_and_batch } from "./page_alloc/pcp.ts";
 import { init_per_zone_wmark_min } from "./page_alloc/watermark.ts";
-import { MemMap, PAGE_SHIFT, PAGE_SIZE, PG_reserved, set_pageblock_migratetype } from "./page.ts";
 import { NR_VM_NODE_STAT_ITEMS, NR_VM_ZONE_STAT_ITEMS } from "./vmstat_items.ts";
 
 const MiB = 1024 * 1024;
@@ -96,25 +96,38 @@ function check_config(cfg: MachineConfig): void {
     );
   }
   if (mem_bytes % PAGE_SIZE !== 0) {
-    throw new MachineConfigError(`machine.mem_bytes: ${mem_bytes} is not a multiple of the 4 KiB page size`);
+    throw new MachineConfigError(
+      `machine.mem_bytes: ${mem_bytes} is not a multiple of the 4 KiB page size`,
+    );
   }
   const cpus = cfg.nr_cpus ?? 2;
   if (!Number.isInteger(cpus) || cpus < 1 || cpus > 1024) {
-    throw new MachineConfigError(`machine.nr_cpus: expected an integer from 1 to 1024, got ${cfg.nr_cpus}`);
+    throw new MachineConfigError(
+      `machine.nr_cpus: expected an integer from 1 to 1024, got ${cfg.nr_cpus}`,
+    );
   }
   const pbo = cfg.pageblock_order ?? 9;
   if (!Number.isInteger(pbo) || pbo < 1 || pbo > MAX_PAGE_ORDER) {
-    throw new MachineConfigError(`machine.pageblock_order: expected 1..${MAX_PAGE_ORDER}, got ${cfg.pageblock_order}`);
+    throw new MachineConfigError(
+      `machine.pageblock_order: expected 1..${MAX_PAGE_ORDER}, got ${cfg.pageblock_order}`,
+    );
   }
   const movable = cfg.movable_bytes ?? 0;
-  if (!Number.isSafeInteger(movable) || movable < 0 || movable % PAGE_SIZE !== 0 || movable >= mem_bytes) {
+  if (
+    !Number.isSafeInteger(movable) ||
+    movable < 0 ||
+    movable % PAGE_SIZE !== 0 ||
+    movable >= mem_bytes
+  ) {
     throw new MachineConfigError(
       `machine.movable_bytes: expected a multiple of 4 KiB below the memory size, got ${cfg.movable_bytes}`,
     );
   }
   const layout = cfg.layout ?? "q35";
   if (!["q35", "pc", "flat", "normal"].includes(layout)) {
-    throw new MachineConfigError(`machine.layout: expected q35, pc, flat or normal, got '${layout}'`);
+    throw new MachineConfigError(
+      `machine.layout: expected q35, pc, flat or normal, got '${layout}'`,
+    );
   }
 }
 
@@ -129,7 +142,8 @@ function e820_ram(layout: Layout, mem_bytes: number): PfnRange[] {
   // Conventional memory ends at 639 KiB; 640 KiB..1 MiB is the legacy hole.
   const ranges: PfnRange[] = [{ start: 0, end: 0x9f }];
   if (below > 0x100) ranges.push({ start: 0x100, end: below });
-  if (pages > below) ranges.push({ start: (4 * GiB) / PAGE_SIZE, end: (4 * GiB) / PAGE_SIZE + pages - below });
+  if (pages > below)
+    ranges.push({ start: (4 * GiB) / PAGE_SIZE, end: (4 * GiB) / PAGE_SIZE + pages - below });
   return ranges;
 }
 
@@ -192,7 +206,8 @@ export function boot(cfg: MachineConfig): Machine {
   const mem = new MemMap({
     nr_pages: max_pfn,
     list_heads_max:
-      MAX_NR_ZONES * (NR_PAGE_ORDERS * MIGRATE_TYPES + nr_cpus * NR_PCP_LISTS) + (cfg.extra_list_heads ?? 1024),
+      MAX_NR_ZONES * (NR_PAGE_ORDERS * MIGRATE_TYPES + nr_cpus * NR_PCP_LISTS) +
+      (cfg.extra_list_heads ?? 1024),
     pageblock_order,
     track_content: cfg.track_content ?? false,
   });
@@ -218,7 +233,8 @@ export function boot(cfg: MachineConfig): Machine {
   pgdat.node_present_pages = zones.reduce((n, z) => n + z.present_pages, 0);
 
   const sysctl = { ...default_sysctl(), ...(cfg.sysctl ?? {}) };
-  if (cfg.sysctl?.min_free_kbytes !== undefined) sysctl.user_min_free_kbytes = cfg.sysctl.min_free_kbytes;
+  if (cfg.sysctl?.min_free_kbytes !== undefined)
+    sysctl.user_min_free_kbytes = cfg.sysctl.min_free_kbytes;
   const m = new Machine({
     mem,
     pgdat: [pgdat],
@@ -269,7 +285,12 @@ function memmap_init(m: Machine, ram: PfnRange[], min_pfn: number): void {
 }
 
 /** The boot-time memblock reservations that stay reserved, as pfn ranges. */
-function memblock_reservations(layout: Layout, cfg: MachineConfig, ram: PfnRange[], max_pfn: number): PfnRange[] {
+function memblock_reservations(
+  layout: Layout,
+  cfg: MachineConfig,
+  ram: PfnRange[],
+  max_pfn: number,
+): PfnRange[] {
   if (layout === "flat" || layout === "normal") return [];
   const res: PfnRange[] = [];
   // x86 keeps the first 1 MiB reserved (real-mode trampoline, BIOS areas).
@@ -279,7 +300,9 @@ function memblock_reservations(layout: Layout, cfg: MachineConfig, ram: PfnRange
   res.push({ start: MAX_DMA_PFN, end: MAX_DMA_PFN + kernel_pages });
   // swiotlb: 64 MiB of bounce buffers below 4 GiB when RAM reaches above it.
   if (max_pfn > MAX_DMA32_PFN) {
-    const low_end = ram.filter((r) => r.end <= MAX_DMA32_PFN).reduce((e, r) => Math.max(e, r.end), 0);
+    const low_end = ram
+      .filter((r) => r.end <= MAX_DMA32_PFN)
+      .reduce((e, r) => Math.max(e, r.end), 0);
     const sw = (64 * MiB) / PAGE_SIZE;
     res.push({ start: low_end - sw, end: low_end });
   }
@@ -298,7 +321,12 @@ function memblock_reservations(layout: Layout, cfg: MachineConfig, ram: PfnRange
  * allocator (__free_pages_core), in the largest naturally aligned blocks that
  * fit, each placed at the tail of its free list. managed_pages counts them.
  */
-function memblock_free_all(m: Machine, ram: PfnRange[], reserved: PfnRange[], min_pfn: number): void {
+function memblock_free_all(
+  m: Machine,
+  ram: PfnRange[],
+  reserved: PfnRange[],
+  min_pfn: number,
+): void {
   const mem = m.mem;
   // Free ranges = RAM minus reservations, computed on sorted boundaries.
   const free: PfnRange[] = [];
@@ -343,7 +371,8 @@ function memblock_free_all(m: Machine, ram: PfnRange[], reserved: PfnRange[], mi
   if (m.debug_vm) {
     for (const zone of m.populated) {
       for (let o = 0; o < NR_PAGE_ORDERS; o++) {
-        for (let mt = 0; mt < MIGRATE_TYPES; mt++) list_count_nodes(mem, zone.free_list(o, mt), mem.nr_pages);
+        for (let mt = 0; mt < MIGRATE_TYPES; mt++)
+          list_count_nodes(mem, zone.free_list(o, mt), mem.nr_pages);
       }
     }
   }

@@ -33,16 +33,18 @@ import {
   NR_PCP_LISTS,
   type Zone,
 } from "./mmzone.ts";
-import { pindex_to_order } from "./page_alloc/pcp.ts";
 import {
   dump_page,
   get_pageblock_migratetype,
   PAGE_FLAGS_CHECK_AT_FREE,
+  PAGE_ORDER_MASK,
+  type Pfn,
   PG_head,
   PG_tail,
   PGTY_buddy,
-  type Pfn,
+  page_order,
 } from "./page.ts";
+import { pindex_to_order } from "./page_alloc/pcp.ts";
 import { NR_FREE_CMA_PAGES, NR_FREE_PAGES, NR_FREE_PAGES_BLOCKS } from "./vmstat_items.ts";
 
 const FREE = 1;
@@ -74,26 +76,46 @@ export function verify_zone(m: Machine, zone: Zone): void {
       list_count_nodes(mem, head, zone.spanned_pages + 1);
       for (let pfn = mem.lru_next[head]; pfn !== head; pfn = mem.lru_next[pfn]) {
         blocks++;
-        if (!zone.zone_spans_pfn(pfn)) fail(m, zone, pfn, `free_list[${order}][${migratetype_names[mt]}] holds a page outside the zone`);
-        if (mem.page_type[pfn] !== PGTY_buddy) fail(m, zone, pfn, `free_list[${order}] entry is not PageBuddy`);
-        if (mem.page_private[pfn] !== order) fail(m, zone, pfn, `free_list[${order}] entry has buddy_order ${mem.page_private[pfn]}`);
-        if ((pfn & ((1 << order) - 1)) !== 0) fail(m, zone, pfn, `free block of order ${order} is misaligned`);
+        if (!zone.zone_spans_pfn(pfn))
+          fail(
+            m,
+            zone,
+            pfn,
+            `free_list[${order}][${migratetype_names[mt]}] holds a page outside the zone`,
+          );
+        if (mem.page_type[pfn] !== PGTY_buddy)
+          fail(m, zone, pfn, `free_list[${order}] entry is not PageBuddy`);
+        if (mem.page_private[pfn] !== order)
+          fail(m, zone, pfn, `free_list[${order}] entry has buddy_order ${mem.page_private[pfn]}`);
+        if ((pfn & ((1 << order) - 1)) !== 0)
+          fail(m, zone, pfn, `free block of order ${order} is misaligned`);
         const nr = 1 << order;
         const blocks_in = Math.max(1, nr / pageblock_nr_pages);
         for (let b = 0; b < blocks_in; b++) {
           const pb_mt = get_pageblock_migratetype(mem, pfn + b * pageblock_nr_pages);
           if (pb_mt !== mt) {
-            fail(m, zone, pfn, `free block on the ${migratetype_names[mt]} list lies in a ${migratetype_names[pb_mt]} pageblock`);
+            fail(
+              m,
+              zone,
+              pfn,
+              `free block on the ${migratetype_names[mt]} list lies in a ${migratetype_names[pb_mt]} pageblock`,
+            );
           }
         }
         for (let p = pfn; p < pfn + nr; p++) {
-          if (p >= zone.zone_end_pfn) fail(m, zone, pfn, "free block runs past the end of the zone");
+          if (p >= zone.zone_end_pfn)
+            fail(m, zone, pfn, "free block runs past the end of the zone");
           if (seen[p - base]) fail(m, zone, p, "page is in two free blocks");
           seen[p - base] = FREE;
           if (mem._refcount[p] !== 0) fail(m, zone, p, "free page has a reference");
-          if (mem.flags[p] & (PAGE_FLAGS_CHECK_AT_FREE | (1 << PG_head) | (1 << PG_tail))) fail(m, zone, p, "free page has flags set");
+          if (
+            mem.flags[p] &
+            (PAGE_FLAGS_CHECK_AT_FREE | PAGE_ORDER_MASK | (1 << PG_head) | (1 << PG_tail))
+          )
+            fail(m, zone, p, "free page has flags set");
           if (mem._mapcount[p] !== -1) fail(m, zone, p, "free page is mapped");
-          if (p !== pfn && mem.page_type[p] === PGTY_buddy) fail(m, zone, p, "PageBuddy inside a free block");
+          if (p !== pfn && mem.page_type[p] === PGTY_buddy)
+            fail(m, zone, p, "PageBuddy inside a free block");
         }
         if (mt !== MIGRATE_ISOLATE) free_pages += nr;
         if (mt === MIGRATE_CMA) free_cma += nr;
@@ -102,7 +124,9 @@ export function verify_zone(m: Machine, zone: Zone): void {
       }
     }
     if (blocks !== zone.nr_free[order]) {
-      throw new KernelBug(`debug_vm: zone ${zone.name}: nr_free[${order}] = ${zone.nr_free[order]} but the lists hold ${blocks}`);
+      throw new KernelBug(
+        `debug_vm: zone ${zone.name}: nr_free[${order}] = ${zone.nr_free[order]} but the lists hold ${blocks}`,
+      );
     }
   }
   const counters: [string, number, number][] = [
@@ -112,7 +136,10 @@ export function verify_zone(m: Machine, zone: Zone): void {
     ["nr_free_highatomic", zone.nr_free_highatomic, free_highatomic],
   ];
   for (const [name, have, want] of counters) {
-    if (have !== want) throw new KernelBug(`debug_vm: zone ${zone.name}: ${name} = ${have} but the free lists hold ${want}`);
+    if (have !== want)
+      throw new KernelBug(
+        `debug_vm: zone ${zone.name}: ${name} = ${have} but the free lists hold ${want}`,
+      );
   }
 
   // pcp lists
@@ -124,8 +151,10 @@ export function verify_zone(m: Machine, zone: Zone): void {
       const order = pindex_to_order(m, pindex);
       list_count_nodes(mem, head, zone.spanned_pages + 1);
       for (let pfn = mem.lru_next[head]; pfn !== head; pfn = mem.lru_next[pfn]) {
-        if (!zone.zone_spans_pfn(pfn)) fail(m, zone, pfn, `cpu ${cpu} pcp list holds a page of another zone`);
-        if ((pfn & ((1 << order) - 1)) !== 0) fail(m, zone, pfn, `pcp block of order ${order} is misaligned`);
+        if (!zone.zone_spans_pfn(pfn))
+          fail(m, zone, pfn, `cpu ${cpu} pcp list holds a page of another zone`);
+        if ((pfn & ((1 << order) - 1)) !== 0)
+          fail(m, zone, pfn, `pcp block of order ${order} is misaligned`);
         for (let p = pfn; p < pfn + (1 << order); p++) {
           if (seen[p - base]) fail(m, zone, p, "page is both on a pcp list and elsewhere");
           seen[p - base] = PCP;
@@ -135,7 +164,10 @@ export function verify_zone(m: Machine, zone: Zone): void {
         count += 1 << order;
       }
     }
-    if (count !== pcp.count) throw new KernelBug(`debug_vm: zone ${zone.name}: cpu ${cpu} pcp->count = ${pcp.count} but its lists hold ${count}`);
+    if (count !== pcp.count)
+      throw new KernelBug(
+        `debug_vm: zone ${zone.name}: cpu ${cpu} pcp->count = ${pcp.count} but its lists hold ${count}`,
+      );
   }
 
   // Every other page: allocated (a head with a reference and its tails) or reserved.
@@ -145,16 +177,21 @@ export function verify_zone(m: Machine, zone: Zone): void {
       continue;
     }
     if (mem.page_type[pfn] === PGTY_buddy) fail(m, zone, pfn, "PageBuddy page is on no free list");
-    if (mem._refcount[pfn] < 1) fail(m, zone, pfn, "page is neither free, on a pcp list, nor allocated (lost)");
-    const order = mem.order[pfn];
-    if (order > MAX_PAGE_ORDER || (pfn & ((1 << order) - 1)) !== 0) fail(m, zone, pfn, "allocated block has a bad order");
+    if (mem._refcount[pfn] < 1)
+      fail(m, zone, pfn, "page is neither free, on a pcp list, nor allocated (lost)");
+    const order = page_order(mem, pfn);
+    if (order > MAX_PAGE_ORDER || (pfn & ((1 << order) - 1)) !== 0)
+      fail(m, zone, pfn, "allocated block has a bad order");
     const compound = (mem.flags[pfn] & (1 << PG_head)) !== 0;
     if (mem.flags[pfn] & (1 << PG_tail)) fail(m, zone, pfn, "tail page without a head before it");
     for (let p = pfn + 1; p < pfn + (1 << order); p++) {
       if (seen[p - base]) fail(m, zone, p, "page of an allocated block is also free");
-      if (mem.page_type[p] === PGTY_buddy) fail(m, zone, p, "page of an allocated block is PageBuddy");
-      if (compound && !(mem.flags[p] & (1 << PG_tail))) fail(m, zone, p, "compound page tail lacks PG_tail");
-      if (!compound && mem.flags[p] & (1 << PG_tail)) fail(m, zone, p, "PG_tail in a non-compound block");
+      if (mem.page_type[p] === PGTY_buddy)
+        fail(m, zone, p, "page of an allocated block is PageBuddy");
+      if (compound && !(mem.flags[p] & (1 << PG_tail)))
+        fail(m, zone, p, "compound page tail lacks PG_tail");
+      if (!compound && mem.flags[p] & (1 << PG_tail))
+        fail(m, zone, p, "PG_tail in a non-compound block");
     }
     pfn += 1 << order;
   }
@@ -169,7 +206,8 @@ export function verify_zone(m: Machine, zone: Zone): void {
         if (mem.page_type[buddy] !== PGTY_buddy || mem.page_private[buddy] !== order) continue;
         if (order >= mem.pageblock_order) {
           const bmt = get_pageblock_migratetype(mem, buddy);
-          if (bmt !== mt && (!migratetype_is_mergeable(mt) || !migratetype_is_mergeable(bmt))) continue;
+          if (bmt !== mt && (!migratetype_is_mergeable(mt) || !migratetype_is_mergeable(bmt)))
+            continue;
         }
         fail(m, zone, pfn, `free block and its buddy ${buddy} (order ${order}) were not merged`);
       }

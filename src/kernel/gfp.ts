@@ -106,21 +106,24 @@ export function gfp_zone(gfp: Gfp): number {
   const z = gfp & GFP_ZONEMASK;
   if (z === 0) return ZONE_NORMAL;
   if (z & __GFP_DMA) {
-    if (z & (__GFP_DMA32 | __GFP_HIGHMEM)) throw new RangeError(`gfp_zone: invalid zone bits 0x${z.toString(16)}`);
+    if (z & (__GFP_DMA32 | __GFP_HIGHMEM))
+      throw new RangeError(`gfp_zone: invalid zone bits 0x${z.toString(16)}`);
     return ZONE_DMA;
   }
   if (z & __GFP_DMA32) {
     if (z & __GFP_HIGHMEM) throw new RangeError(`gfp_zone: invalid zone bits 0x${z.toString(16)}`);
     return ZONE_DMA32;
   }
-  if ((z & (__GFP_HIGHMEM | __GFP_MOVABLE)) === (__GFP_HIGHMEM | __GFP_MOVABLE)) return ZONE_MOVABLE;
+  if ((z & (__GFP_HIGHMEM | __GFP_MOVABLE)) === (__GFP_HIGHMEM | __GFP_MOVABLE))
+    return ZONE_MOVABLE;
   return ZONE_NORMAL;
 }
 
 /** gfp_migratetype() */
 export function gfp_migratetype(gfp: Gfp): number {
   if (gfp & __GFP_MOVABLE) {
-    if (gfp & __GFP_RECLAIMABLE) throw new RangeError("gfp_migratetype: both __GFP_MOVABLE and __GFP_RECLAIMABLE");
+    if (gfp & __GFP_RECLAIMABLE)
+      throw new RangeError("gfp_migratetype: both __GFP_MOVABLE and __GFP_RECLAIMABLE");
     return MIGRATE_MOVABLE;
   }
   if (gfp & __GFP_RECLAIMABLE) return MIGRATE_RECLAIMABLE;
@@ -145,7 +148,16 @@ export function parse_gfp(text: string): Gfp {
 
 /** Print a mask as the kernel's %pGg does: names joined with '|'. */
 export function format_gfp(gfp: Gfp): string {
-  const composite = ["GFP_TRANSHUGE", "GFP_TRANSHUGE_LIGHT", "GFP_HIGHUSER_MOVABLE", "GFP_HIGHUSER", "GFP_USER", "GFP_KERNEL", "GFP_ATOMIC", "GFP_NOWAIT"];
+  const composite = [
+    "GFP_TRANSHUGE",
+    "GFP_TRANSHUGE_LIGHT",
+    "GFP_HIGHUSER_MOVABLE",
+    "GFP_HIGHUSER",
+    "GFP_USER",
+    "GFP_KERNEL",
+    "GFP_ATOMIC",
+    "GFP_NOWAIT",
+  ];
   const parts: string[] = [];
   let rest = gfp;
   for (const name of composite) {

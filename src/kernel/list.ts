@@ -104,13 +104,20 @@ export function list_count_nodes(mem: MemMap, head: number, bound: number): numb
   let prev = head;
   for (let e = mem.lru_next[head]; e !== head; e = mem.lru_next[e]) {
     if (e < 0 || mem.lru_prev[e] !== prev) list_corruption(mem, "list walk", e, prev, e);
-    if (++n > bound) throw new KernelBug(`list walk: list at slot ${head} exceeds ${bound} entries`);
+    if (++n > bound)
+      throw new KernelBug(`list walk: list at slot ${head} exceeds ${bound} entries`);
     prev = e;
   }
   return n;
 }
 
-function list_corruption(mem: MemMap, op: string, entry: number, prev: number, next: number): never {
+function list_corruption(
+  mem: MemMap,
+  op: string,
+  entry: number,
+  prev: number,
+  next: number,
+): never {
   const what = (s: number) =>
     s === LIST_POISON1
       ? "LIST_POISON1"

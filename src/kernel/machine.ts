@@ -9,9 +9,9 @@
  * one for every execution. Build a Machine with boot() in boot.ts.
  */
 
-import type { FreeAreaHooks } from "./page_alloc/free_area.ts";
 import { MAX_NR_ZONES, type PgData, type Zone } from "./mmzone.ts";
 import type { MemMap, Pfn } from "./page.ts";
+import type { FreeAreaHooks } from "./page_alloc/free_area.ts";
 import { NR_VM_EVENT_ITEMS } from "./vmstat_items.ts";
 
 /** /proc/sys/vm and the boot parameters pagesim models. */
@@ -154,7 +154,8 @@ export class Machine {
   }
 
   zone(node_id: number, zone_idx: number): Zone {
-    if (!(zone_idx >= 0 && zone_idx < MAX_NR_ZONES)) throw new RangeError(`no zone index ${zone_idx}`);
+    if (!(zone_idx >= 0 && zone_idx < MAX_NR_ZONES))
+      throw new RangeError(`no zone index ${zone_idx}`);
     const p = this.pgdat[node_id];
     if (!p) throw new RangeError(`no node ${node_id}`);
     return p.node_zones[zone_idx];
@@ -163,7 +164,10 @@ export class Machine {
   /** The zone named like /proc does ("DMA32", "Normal"), on node 0. */
   zone_by_name(name: string): Zone {
     const z = this.pgdat[0].node_zones.find((zz) => zz.name.toLowerCase() === name.toLowerCase());
-    if (!z) throw new RangeError(`no zone named '${name}' (zones: ${this.pgdat[0].node_zones.map((zz) => zz.name).join(", ")})`);
+    if (!z)
+      throw new RangeError(
+        `no zone named '${name}' (zones: ${this.pgdat[0].node_zones.map((zz) => zz.name).join(", ")})`,
+      );
     return z;
   }
 }

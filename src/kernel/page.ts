@@ -6,10 +6,11 @@
  * There is no per-page object. The memory map is a structure of arrays indexed
  * by pfn, allocated once when the machine boots:
  *
- *   flags        Uint32  PG_* bits
+ *   flags        Uint32  PG_* bits, and in bits 24..27 the order of the
+ *                        block the page heads or belongs to (the kernel keeps
+ *                        a folio's order in the flags of its first tail page)
  *   _refcount    Int32   page_ref_count()
  *   _mapcount    Int16   as in the kernel: -1 means unmapped
- *   order        Uint8   compound order, on the head page and on every tail
  *   page_type    Uint8   PGTY_* (buddy, offline, ...), 0 for none
  *   mapping      Uint32  owner handle << 2 | PAGE_MAPPING_* low bits
  *   index        Uint32  offset of the page in its owner (page->index)
@@ -18,12 +19,15 @@
  *   lru_next/prev Int32  the page's list_head (page->lru, shared with
  *                        page->buddy_list and the balloon list)
  *
- * That is 32 bytes a page. List heads (free lists, pcp lists, LRU and balloon
+ * That is 31 bytes a page. List heads (free lists, pcp lists, LRU and balloon
  * lists) are extra slots after the last pfn in the two link arrays, so every
  * list is two Int32Array links as in the kernel.
  *
  * Deliberate departures: tail pages carry PG_tail and the compound order
  * instead of a compound_head pointer (head = pfn rounded down to the order);
+ * the head of every allocated block records the order it was allocated with
+ * (page_owner does this in the kernel), so a free with the wrong order is
+ * caught;
  * PG_isolated and PG_movable_ops are bits of their own rather than aliases of
  * PG_reclaim and PG_uptodate, so that a page dump shows them unambiguously.
  *
@@ -61,6 +65,10 @@ export const PG_isolated = 20;
 export const PG_movable_ops = 21;
 export const PG_tail = 22;
 export const NR_PAGEFLAGS = 23;
+
+/** Bits 24..27 of page->flags: the order of the block (see the header). */
+export const PAGE_ORDER_SHIFT = 24;
+export const PAGE_ORDER_MASK = 0xf << PAGE_ORDER_SHIFT;
 
 export const PAGEFLAG_NAMES: readonly string[] = [
   "locked",
@@ -154,7 +162,7 @@ export const PB_migratetype_mask = 0x7;
 export const PB_migrate_skip = 0x8;
 
 /** Bytes of per-pfn state in the default configuration (no content array). */
-export const PAGE_STATE_BYTES = 4 + 4 + 2 + 1 + 1 + 4 + 4 + 4 + 4 + 4;
+export const PAGE_STATE_BYTES = 4 + 4 + 2 + 1 + 4 + 4 + 4 + 4 + 4;
 
 export interface MemMapOptions {
   /** Number of pfns the memory map covers: pfn 0 .. nr_pages - 1. */
@@ -173,7 +181,6 @@ export class MemMap {
   readonly flags: Uint32Array;
   readonly _refcount: Int32Array;
   readonly _mapcount: Int16Array;
-  readonly order: Uint8Array;
   readonly page_type: Uint8Array;
   readonly mapping: Uint32Array;
   readonly index: Uint32Array;
@@ -197,7 +204,6 @@ export class MemMap {
     this.flags = new Uint32Array(nr_pages);
     this._refcount = new Int32Array(nr_pages);
     this._mapcount = new Int16Array(nr_pages).fill(-1);
-    this.order = new Uint8Array(nr_pages);
     this.page_type = new Uint8Array(nr_pages);
     this.mapping = new Uint32Array(nr_pages);
     this.index = new Uint32Array(nr_pages);
@@ -229,7 +235,6 @@ export class MemMap {
       this.flags,
       this._refcount,
       this._mapcount,
-      this.order,
       this.page_type,
       this.mapping,
       this.index,
@@ -312,15 +317,23 @@ export function page_mapcount(mem: MemMap, pfn: Pfn): number {
   return mem._mapcount[pfn] + 1;
 }
 
+/** The order recorded in page->flags (see the header). */
+export function page_order(mem: MemMap, pfn: Pfn): number {
+  return (mem.flags[pfn] & PAGE_ORDER_MASK) >>> PAGE_ORDER_SHIFT;
+}
+
+export function set_page_order(mem: MemMap, pfn: Pfn, order: number): void {
+  mem.flags[pfn] = (mem.flags[pfn] & ~PAGE_ORDER_MASK) | (order << PAGE_ORDER_SHIFT);
+}
+
 /** compound_head(): the head pfn of the compound page that `pfn` belongs to. */
 export function compound_head(mem: MemMap, pfn: Pfn): Pfn {
   if ((mem.flags[pfn] & (1 << PG_tail)) === 0) return pfn;
-  const order = mem.order[pfn];
-  return pfn & ~((1 << order) - 1);
+  return pfn & ~((1 << page_order(mem, pfn)) - 1);
 }
 
 export function compound_order(mem: MemMap, pfn: Pfn): number {
-  return PageHead(mem, pfn) ? mem.order[pfn] : 0;
+  return PageHead(mem, pfn) ? page_order(mem, pfn) : 0;
 }
 
 // ---- pageblocks ------------------------------------------------------------
@@ -374,8 +387,8 @@ export function dump_page(mem: MemMap, pfn: Pfn): string {
     `mapping:0x${mem.mapping[pfn].toString(16)}`,
     `index:0x${mem.index[pfn].toString(16)}`,
     `private:0x${mem.page_private[pfn].toString(16)}`,
-    `order:${mem.order[pfn]}`,
-    `flags:0x${flags.toString(16)}(${page_flags_string(flags)})`,
+    `order:${page_order(mem, pfn)}`,
+    `flags:0x${(flags & ~PAGE_ORDER_MASK).toString(16)}(${page_flags_string(flags)})`,
     `page_type:${page_type_name(type)}`,
     `pageblock_mt:${get_pageblock_migratetype(mem, pfn)}`,
   ];

@@ -14,12 +14,21 @@
  */
 
 import type { Machine } from "./machine.ts";
-import { MIGRATE_TYPES, migratetype_names, NR_PAGE_ORDERS, WMARK_HIGH, WMARK_LOW, WMARK_MIN, WMARK_PROMO, type Zone } from "./mmzone.ts";
+import {
+  MIGRATE_TYPES,
+  migratetype_names,
+  NR_PAGE_ORDERS,
+  WMARK_HIGH,
+  WMARK_LOW,
+  WMARK_MIN,
+  WMARK_PROMO,
+  type Zone,
+} from "./mmzone.ts";
 import { get_pageblock_migratetype, PAGE_SHIFT } from "./page.ts";
 import {
   NODE_ITEMS_IN_HPAGES,
-  node_stat_names,
   NR_FREE_PAGES,
+  node_stat_names,
   numa_stat_names,
   vm_event_names,
   vm_stat_names,
@@ -116,7 +125,8 @@ export function calculate_normal_threshold(m: Machine, zone: Zone): number {
 
 function node_stat_value(m: Machine, node_id: number, i: number): number {
   let v = Math.max(0, m.pgdat[node_id].vm_stat[i]);
-  if (NODE_ITEMS_IN_HPAGES.includes(node_stat_names[i])) v = Math.floor(v / (1 << m.mem.pageblock_order));
+  if (NODE_ITEMS_IN_HPAGES.includes(node_stat_names[i]))
+    v = Math.floor(v / (1 << m.mem.pageblock_order));
   return v;
 }
 
@@ -239,7 +249,10 @@ export function __fragmentation_index(order: number, info: ContigPageInfo): numb
   if (order >= NR_PAGE_ORDERS) return 0;
   if (!info.free_blocks_total) return 0;
   if (info.free_blocks_suitable) return -1000;
-  return 1000 - Math.floor((1000 + Math.floor((info.free_pages * 1000) / requested)) / info.free_blocks_total);
+  return (
+    1000 -
+    Math.floor((1000 + Math.floor((info.free_pages * 1000) / requested)) / info.free_blocks_total)
+  );
 }
 
 /** fragmentation_index() of a zone for an order. */
@@ -250,7 +263,9 @@ export function fragmentation_index(zone: Zone, order: number): number {
 /** unusable_free_index(): thousandths of free memory in blocks smaller than 2^order. */
 export function unusable_free_index(order: number, info: ContigPageInfo): number {
   if (info.free_pages === 0) return 1000;
-  return Math.floor(((info.free_pages - info.free_blocks_suitable * 2 ** order) * 1000) / info.free_pages);
+  return Math.floor(
+    ((info.free_pages - info.free_blocks_suitable * 2 ** order) * 1000) / info.free_pages,
+  );
 }
 
 function c_int_div_mod(v: number): [number, number] {
@@ -289,7 +304,9 @@ export function debugfs_unusable_index(m: Machine): string {
       if (!zone.populated_zone()) continue;
       out += `Node ${pgdat.node_id}, zone ${pad(zone.name, 8)} `;
       for (let order = 0; order < NR_PAGE_ORDERS; order++) {
-        const [q, r] = c_int_div_mod(unusable_free_index(order, fill_contig_page_info(zone, order)));
+        const [q, r] = c_int_div_mod(
+          unusable_free_index(order, fill_contig_page_info(zone, order)),
+        );
         out += `${q}.${fmt_03d(r)} `;
       }
       out += "\n";

@@ -44,21 +44,24 @@ import {
   MIGRATE_MOVABLE,
   MIGRATE_PCPTYPES,
   PAGE_ALLOC_COSTLY_ORDER,
+  WMARK_HIGH,
   ZONE_BELOW_HIGH,
   ZONE_BOOSTED_WATERMARK,
   ZONE_DMA32,
   ZONE_NORMAL,
-  WMARK_HIGH,
   type Zone,
 } from "../mmzone.ts";
 import {
   get_pageblock_migratetype,
   PAGE_FLAGS_CHECK_AT_FREE,
+  PAGE_ORDER_MASK,
+  PAGE_ORDER_SHIFT,
+  type Pfn,
   PG_head,
   PG_tail,
   PGTY_buddy,
   PGTY_none,
-  type Pfn,
+  page_order,
 } from "../page.ts";
 import { ALLOCSTALL_DMA, NUMA_HIT, NUMA_LOCAL, PGALLOC_DMA, PGFREE } from "../vmstat_items.ts";
 import {
@@ -114,7 +117,8 @@ export function alloc_pages(m: Machine, cpu: number, gfp: Gfp, order: number): P
   if (!(Number.isInteger(order) && order >= 0 && order <= MAX_PAGE_ORDER)) {
     throw new RangeError(`alloc_pages: order ${order} is out of range 0..${MAX_PAGE_ORDER}`);
   }
-  if (!(cpu >= 0 && cpu < m.nr_cpus)) throw new RangeError(`alloc_pages: no CPU ${cpu} (machine has ${m.nr_cpus})`);
+  if (!(cpu >= 0 && cpu < m.nr_cpus))
+    throw new RangeError(`alloc_pages: no CPU ${cpu} (machine has ${m.nr_cpus})`);
   return __alloc_pages(m, cpu, gfp, order);
 }
 
@@ -166,7 +170,16 @@ export function get_page_from_freelist(
         // shrinks pcp->high instead of growing it.
         let ok = false;
         if (!(zone.flags & ZONE_BELOW_HIGH)) {
-          if (zone_watermark_fast(m, zone, order, zone.wmark_pages(WMARK_HIGH), highest_zoneidx, alloc_flags)) {
+          if (
+            zone_watermark_fast(
+              m,
+              zone,
+              order,
+              zone.wmark_pages(WMARK_HIGH),
+              highest_zoneidx,
+              alloc_flags,
+            )
+          ) {
             ok = true;
           } else {
             zone.flags |= ZONE_BELOW_HIGH;
@@ -202,7 +215,8 @@ function rmqueue(
   migratetype: number,
 ): Pfn {
   let pfn = -1;
-  if (pcp_allowed_order(m, order)) pfn = rmqueue_pcplist(m, cpu, zone, order, migratetype, alloc_flags);
+  if (pcp_allowed_order(m, order))
+    pfn = rmqueue_pcplist(m, cpu, zone, order, migratetype, alloc_flags);
   if (pfn < 0) pfn = rmqueue_buddy(m, zone, order, alloc_flags, migratetype);
   if (pfn >= 0) {
     m.vm_events[PGALLOC_DMA + zone.zone_idx] += 1 << order;
@@ -218,9 +232,16 @@ function rmqueue(
 }
 
 /** rmqueue_buddy(): take a block straight from the buddy lists (zone->lock). */
-function rmqueue_buddy(m: Machine, zone: Zone, order: number, alloc_flags: number, migratetype: number): Pfn {
+function rmqueue_buddy(
+  m: Machine,
+  zone: Zone,
+  order: number,
+  alloc_flags: number,
+  migratetype: number,
+): Pfn {
   let pfn = -1;
-  if (alloc_flags & ALLOC_HIGHATOMIC) pfn = __rmqueue_smallest(m.mem, zone, order, MIGRATE_HIGHATOMIC);
+  if (alloc_flags & ALLOC_HIGHATOMIC)
+    pfn = __rmqueue_smallest(m.mem, zone, order, MIGRATE_HIGHATOMIC);
   if (pfn < 0) {
     m.rmqueue_mode = RMQUEUE_NORMAL;
     pfn = __rmqueue(m, zone, order, migratetype, alloc_flags);
@@ -242,7 +263,9 @@ function check_new_pages(m: Machine, pfn: Pfn, order: number): void {
       mem._mapcount[p] !== -1 ||
       mem.mapping[p] !== 0 ||
       mem.page_type[p] !== PGTY_none ||
-      (mem.flags[p] & (PAGE_FLAGS_CHECK_AT_FREE | (1 << PG_head) | (1 << PG_tail))) !== 0
+      (mem.flags[p] &
+        (PAGE_FLAGS_CHECK_AT_FREE | PAGE_ORDER_MASK | (1 << PG_head) | (1 << PG_tail))) !==
+        0
     ) {
       throw new KernelBug(`check_new_pages: page in the free block at pfn ${pfn} is not clean`, p);
     }
@@ -260,7 +283,7 @@ export function prep_new_page(m: Machine, pfn: Pfn, order: number, gfp: Gfp): vo
   if (m.debug_vm) check_new_pages(m, pfn, order);
   mem._refcount[pfn] = 1;
   mem.page_private[pfn] = 0;
-  mem.order[pfn] = order;
+  mem.flags[pfn] = (mem.flags[pfn] & ~PAGE_ORDER_MASK) | (order << PAGE_ORDER_SHIFT);
   if (order && gfp & __GFP_COMP) prep_compound_page(m, pfn, order);
   if (gfp & __GFP_ZERO && mem.content) mem.content.fill(0, pfn, pfn + (1 << order));
 }
@@ -268,12 +291,11 @@ export function prep_new_page(m: Machine, pfn: Pfn, order: number, gfp: Gfp): vo
 /** prep_compound_page(): mark the head and tie every tail to it. */
 export function prep_compound_page(m: Machine, pfn: Pfn, order: number): void {
   const mem = m.mem;
-  mem.flags[pfn] |= 1 << PG_head;
-  mem.order[pfn] = order;
+  mem.flags[pfn] =
+    (mem.flags[pfn] & ~PAGE_ORDER_MASK) | (1 << PG_head) | (order << PAGE_ORDER_SHIFT);
   const end = pfn + (1 << order);
   for (let p = pfn + 1; p < end; p++) {
-    mem.flags[p] |= 1 << PG_tail;
-    mem.order[p] = order;
+    mem.flags[p] = (mem.flags[p] & ~PAGE_ORDER_MASK) | (1 << PG_tail) | (order << PAGE_ORDER_SHIFT);
   }
 }
 
@@ -315,7 +337,7 @@ function __alloc_pages_slowpath(
 ): Pfn {
   const can_direct_reclaim = (gfp & __GFP_DIRECT_RECLAIM) !== 0;
   const costly_order = order > PAGE_ALLOC_COSTLY_ORDER;
-  let alloc_flags = gfp_to_alloc_flags(gfp, order);
+  const alloc_flags = gfp_to_alloc_flags(gfp, order);
   const hooks = m.hooks;
 
   if (alloc_flags & ALLOC_KSWAPD) wake_all_kswapds(m, order, highest_zoneidx);
@@ -328,7 +350,16 @@ function __alloc_pages_slowpath(
     hooks.direct_compact &&
     (costly_order || (order > 0 && migratetype !== MIGRATE_MOVABLE))
   ) {
-    const r = hooks.direct_compact(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype, compact_priority);
+    const r = hooks.direct_compact(
+      m,
+      cpu,
+      gfp,
+      order,
+      alloc_flags,
+      highest_zoneidx,
+      migratetype,
+      compact_priority,
+    );
     if (r.pfn >= 0) return r.pfn;
     if (costly_order && gfp & __GFP_NORETRY) {
       if (r.result === COMPACT_SKIPPED || r.result === COMPACT_DEFERRED) return -1;
@@ -339,7 +370,9 @@ function __alloc_pages_slowpath(
   let no_progress_loops = 0;
   for (let round = 0; ; round++) {
     if (round > 4 * MAX_RECLAIM_RETRIES) {
-      throw new KernelBug(`__alloc_pages_slowpath: order-${order} allocation retried ${round} times without end`);
+      throw new KernelBug(
+        `__alloc_pages_slowpath: order-${order} allocation retried ${round} times without end`,
+      );
     }
     if (alloc_flags & ALLOC_KSWAPD) wake_all_kswapds(m, order, highest_zoneidx);
     pfn = get_page_from_freelist(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype);
@@ -349,7 +382,8 @@ function __alloc_pages_slowpath(
     // Direct reclaim, then try again.
     let progress = 0;
     if (hooks.direct_reclaim) {
-      for (const zone of m.zonelists[highest_zoneidx]) m.vm_events[ALLOCSTALL_DMA + zone.zone_idx]++;
+      for (const zone of m.zonelists[highest_zoneidx])
+        m.vm_events[ALLOCSTALL_DMA + zone.zone_idx]++;
       progress = hooks.direct_reclaim(m, cpu, gfp, order);
       pfn = get_page_from_freelist(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype);
       if (pfn >= 0) return pfn;
@@ -360,7 +394,16 @@ function __alloc_pages_slowpath(
     }
     // Direct compaction, then try again.
     if (hooks.direct_compact && order > 0) {
-      const r = hooks.direct_compact(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype, compact_priority);
+      const r = hooks.direct_compact(
+        m,
+        cpu,
+        gfp,
+        order,
+        alloc_flags,
+        highest_zoneidx,
+        migratetype,
+        compact_priority,
+      );
       if (r.pfn >= 0) return r.pfn;
       if (compact_priority > COMPACT_PRIO_SYNC_FULL) compact_priority--;
     }
@@ -398,7 +441,9 @@ function __alloc_pages_slowpath(
 
 function nofail_or_fail(_m: Machine, gfp: Gfp, order: number): Pfn {
   if (gfp & __GFP_NOFAIL) {
-    throw new KernelBug(`__GFP_NOFAIL order-${order} allocation cannot be satisfied and nothing can free memory`);
+    throw new KernelBug(
+      `__GFP_NOFAIL order-${order} allocation cannot be satisfied and nothing can free memory`,
+    );
   }
   return -1;
 }
@@ -421,10 +466,17 @@ function check_free(m: Machine, pfn: Pfn, order: number, op: string): Zone {
   const zone = m.page_zone(pfn);
   if (!zone) bad_page(mem, pfn, op, "pfn is in a memory hole");
   if (mem.page_type[pfn] === PGTY_buddy) bad_page(mem, pfn, op, "page is already free (PageBuddy)");
-  if (mem.flags[pfn] & (1 << PG_tail)) bad_page(mem, pfn, op, "freeing a tail page of a compound page");
-  if (mem._refcount[pfn] <= 0) bad_page(mem, pfn, op, "page is not allocated (refcount 0): double free?");
-  if (mem.order[pfn] !== order) {
-    bad_page(mem, pfn, op, `freed with order ${order} but allocated with order ${mem.order[pfn]}`);
+  if (mem.flags[pfn] & (1 << PG_tail))
+    bad_page(mem, pfn, op, "freeing a tail page of a compound page");
+  if (mem._refcount[pfn] <= 0)
+    bad_page(mem, pfn, op, "page is not allocated (refcount 0): double free?");
+  if (page_order(mem, pfn) !== order) {
+    bad_page(
+      mem,
+      pfn,
+      op,
+      `freed with order ${order} but allocated with order ${page_order(mem, pfn)}`,
+    );
   }
   return zone;
 }
@@ -435,7 +487,8 @@ function check_free_state(m: Machine, pfn: Pfn, order: number, op: string): void
   for (let p = pfn; p < end; p++) {
     if (mem._mapcount[p] !== -1) bad_page(mem, p, op, "nonzero mapcount");
     if (mem.mapping[p] !== 0) bad_page(mem, p, op, "non-NULL mapping");
-    if (mem.flags[p] & PAGE_FLAGS_CHECK_AT_FREE) bad_page(mem, p, op, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
+    if (mem.flags[p] & PAGE_FLAGS_CHECK_AT_FREE)
+      bad_page(mem, p, op, "PAGE_FLAGS_CHECK_AT_FREE flag(s) set");
     if (mem.page_type[p] !== PGTY_none) bad_page(mem, p, op, "page still has a page type");
     if (p !== pfn && mem._refcount[p] !== 0) bad_page(mem, p, op, "tail page has a reference");
   }
@@ -463,13 +516,9 @@ export function __free_pages(m: Machine, cpu: number, pfn: Pfn, order: number): 
 /** free_pages_prepare(): clear what the allocation set up. */
 function free_pages_prepare(m: Machine, pfn: Pfn, order: number): void {
   const mem = m.mem;
-  mem.order[pfn] = 0;
   if (mem.flags[pfn] & (1 << PG_head)) {
     const end = pfn + (1 << order);
-    for (let p = pfn + 1; p < end; p++) {
-      mem.flags[p] &= ~(1 << PG_tail);
-      mem.order[p] = 0;
-    }
+    for (let p = pfn + 1; p < end; p++) mem.flags[p] &= ~((1 << PG_tail) | PAGE_ORDER_MASK);
   }
   mem.flags[pfn] = 0;
   mem.page_private[pfn] = 0;
@@ -481,7 +530,13 @@ function free_pages_prepare(m: Machine, pfn: Pfn, order: number): void {
  * Isolated pageblocks bypass the pcp; highatomic and CMA pages go on the
  * movable pcp list.
  */
-export function free_frozen_pages(m: Machine, cpu: number, zone: Zone, pfn: Pfn, order: number): void {
+export function free_frozen_pages(
+  m: Machine,
+  cpu: number,
+  zone: Zone,
+  pfn: Pfn,
+  order: number,
+): void {
   const mem = m.mem;
   VM_BUG_ON_PAGE(mem._refcount[pfn] !== 0, mem, pfn, "free_frozen_pages with a reference");
   free_pages_prepare(m, pfn, order);

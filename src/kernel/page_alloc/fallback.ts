@@ -30,13 +30,14 @@ import {
 } from "../mmzone.ts";
 import {
   get_pageblock_migratetype,
-  PAGE_MAPPING_MOVABLE,
-  PGTY_buddy,
-  PG_lru,
   type MemMap,
+  PAGE_MAPPING_MOVABLE,
   type Pfn,
+  PG_lru,
+  PGTY_buddy,
   set_pageblock_migratetype,
 } from "../page.ts";
+import { NR_FREE_CMA_PAGES, NR_FREE_PAGES } from "../vmstat_items.ts";
 import {
   __rmqueue_smallest,
   account_freepages,
@@ -46,7 +47,6 @@ import {
   page_del_and_expand,
 } from "./free_area.ts";
 import { ALLOC_CMA, ALLOC_KSWAPD, ALLOC_NOFRAGMENT, boost_watermark } from "./watermark.ts";
-import { NR_FREE_CMA_PAGES, NR_FREE_PAGES } from "../vmstat_items.ts";
 
 /** fallbacks[]: where each pcp migratetype looks when its own lists are empty. */
 export const fallbacks: readonly (readonly number[])[] = [
@@ -117,7 +117,8 @@ export function prep_move_freepages_block(
       continue;
     }
     // Pages that could be isolated for migration are assumed movable.
-    if (mem.flags[p] & (1 << PG_lru) || (mem.mapping[p] & PAGE_MAPPING_MOVABLE) !== 0) movable_pages++;
+    if (mem.flags[p] & (1 << PG_lru) || (mem.mapping[p] & PAGE_MAPPING_MOVABLE) !== 0)
+      movable_pages++;
     p++;
   }
   return { start_pfn: start, free_pages, movable_pages };
@@ -151,7 +152,13 @@ export function __move_freepages_block(
  * blocks to the new lists. Returns the pages moved, or -1 if the block
  * straddles the zone's edge.
  */
-export function move_freepages_block(mem: MemMap, zone: Zone, pfn: Pfn, old_mt: number, new_mt: number): number {
+export function move_freepages_block(
+  mem: MemMap,
+  zone: Zone,
+  pfn: Pfn,
+  old_mt: number,
+  new_mt: number,
+): number {
   const prep = prep_move_freepages_block(mem, zone, pfn);
   if (!prep) return -1;
   const moved = __move_freepages_block(mem, zone, prep.start_pfn, old_mt, new_mt);
@@ -224,16 +231,32 @@ function try_to_claim_block(
  * largest free blocks first (a cheap guess at the block with most free
  * pages). ALLOC_NOFRAGMENT allows only whole pageblocks.
  */
-function __rmqueue_claim(m: Machine, zone: Zone, order: number, start_migratetype: number, alloc_flags: number): Pfn {
+function __rmqueue_claim(
+  m: Machine,
+  zone: Zone,
+  order: number,
+  start_migratetype: number,
+  alloc_flags: number,
+): Pfn {
   const mem = m.mem;
   let min_order = order;
-  if (order < mem.pageblock_order && alloc_flags & ALLOC_NOFRAGMENT) min_order = mem.pageblock_order;
+  if (order < mem.pageblock_order && alloc_flags & ALLOC_NOFRAGMENT)
+    min_order = mem.pageblock_order;
   for (let current_order = MAX_PAGE_ORDER; current_order >= min_order; current_order--) {
     const fallback_mt = find_suitable_fallback(m, zone, current_order, start_migratetype, true);
     if (fallback_mt === -1) continue;
     if (fallback_mt === -2) break; // orders too low to claim from here on
     const pfn = list_first_entry_or_null(mem, zone.free_list(current_order, fallback_mt));
-    const got = try_to_claim_block(m, zone, pfn, current_order, order, start_migratetype, fallback_mt, alloc_flags);
+    const got = try_to_claim_block(
+      m,
+      zone,
+      pfn,
+      current_order,
+      order,
+      start_migratetype,
+      fallback_mt,
+      alloc_flags,
+    );
     if (got >= 0) return got;
   }
   return -1;
@@ -267,11 +290,20 @@ export const RMQUEUE_STEAL = 3;
  * ALLOC_NOFRAGMENT). `mode` (in and out, through m.rmqueue_mode) lets a bulk
  * refill skip the steps that already failed.
  */
-export function __rmqueue(m: Machine, zone: Zone, order: number, migratetype: number, alloc_flags: number): Pfn {
+export function __rmqueue(
+  m: Machine,
+  zone: Zone,
+  order: number,
+  migratetype: number,
+  alloc_flags: number,
+): Pfn {
   const mem = m.mem;
   let pfn: Pfn;
   // Balance movable allocations between CMA and the rest of the zone.
-  if (alloc_flags & ALLOC_CMA && zone.vm_stat[NR_FREE_CMA_PAGES] > zone.vm_stat[NR_FREE_PAGES] / 2) {
+  if (
+    alloc_flags & ALLOC_CMA &&
+    zone.vm_stat[NR_FREE_CMA_PAGES] > zone.vm_stat[NR_FREE_PAGES] / 2
+  ) {
     pfn = __rmqueue_smallest(mem, zone, order, MIGRATE_CMA);
     if (pfn >= 0) return pfn;
   }
@@ -326,7 +358,11 @@ export function reserve_highatomic_pageblock(m: Machine, zone: Zone, pfn: Pfn): 
  * pageblock back to the allocation's migratetype. With `force` the last
  * reserved block goes too. Returns whether a block was released.
  */
-export function unreserve_highatomic_pageblock(m: Machine, migratetype: number, force: boolean): boolean {
+export function unreserve_highatomic_pageblock(
+  m: Machine,
+  migratetype: number,
+  force: boolean,
+): boolean {
   const mem = m.mem;
   const pageblock_nr_pages = 1 << mem.pageblock_order;
   for (const zone of m.populated) {

@@ -19,7 +19,13 @@
  */
 
 import { VM_BUG_ON_PAGE } from "../bug.ts";
-import { list_add, list_add_tail, list_del, list_first_entry_or_null, list_move_tail } from "../list.ts";
+import {
+  list_add,
+  list_add_tail,
+  list_del,
+  list_first_entry_or_null,
+  list_move_tail,
+} from "../list.ts";
 import {
   MAX_PAGE_ORDER,
   MIGRATE_CMA,
@@ -31,9 +37,9 @@ import {
 import {
   get_pageblock_migratetype,
   type MemMap,
+  type Pfn,
   PGTY_buddy,
   PGTY_none,
-  type Pfn,
   set_pageblock_migratetype,
 } from "../page.ts";
 import { NR_FREE_CMA_PAGES, NR_FREE_PAGES, NR_FREE_PAGES_BLOCKS } from "../vmstat_items.ts";
@@ -61,7 +67,8 @@ export function __find_buddy_pfn(pfn: Pfn, order: number): Pfn {
  * must be a free block of the same order in the same zone.
  */
 export function page_is_buddy(mem: MemMap, zone: Zone, buddy: Pfn, order: number): boolean {
-  if (buddy >= zone.zone_start_pfn + zone.spanned_pages || buddy < zone.zone_start_pfn) return false;
+  if (buddy >= zone.zone_start_pfn + zone.spanned_pages || buddy < zone.zone_start_pfn)
+    return false;
   if (mem.page_type[buddy] !== PGTY_buddy) return false;
   if (mem.page_private[buddy] !== order) return false;
   VM_BUG_ON_PAGE(mem._refcount[buddy] !== 0, mem, buddy, "free buddy with a reference");
@@ -117,7 +124,12 @@ export function __del_page_from_free_list(
   order: number,
   migratetype: number,
 ): void {
-  VM_BUG_ON_PAGE(mem.page_type[pfn] !== PGTY_buddy, mem, pfn, "removing a non-buddy page from a free list");
+  VM_BUG_ON_PAGE(
+    mem.page_type[pfn] !== PGTY_buddy,
+    mem,
+    pfn,
+    "removing a non-buddy page from a free list",
+  );
   VM_BUG_ON_PAGE(mem.page_private[pfn] !== order, mem, pfn, "free block order mismatch");
   list_del(mem, pfn);
   mem.page_type[pfn] = PGTY_none;
@@ -149,7 +161,10 @@ export function move_to_free_list(
   new_mt: number,
 ): void {
   list_move_tail(mem, pfn, zone.free_list(order, new_mt));
-  if (order >= mem.pageblock_order && (old_mt === MIGRATE_ISOLATE) !== (new_mt === MIGRATE_ISOLATE)) {
+  if (
+    order >= mem.pageblock_order &&
+    (old_mt === MIGRATE_ISOLATE) !== (new_mt === MIGRATE_ISOLATE)
+  ) {
     zone.vm_stat[NR_FREE_PAGES_BLOCKS] += new_mt === MIGRATE_ISOLATE ? -(1 << order) : 1 << order;
   }
   account_freepages(zone, -(1 << order), old_mt);
@@ -161,7 +176,13 @@ export function move_to_free_list(
  * higher once its own buddy is freed, put it at the tail of its list so that
  * it is not handed out again too soon.
  */
-function buddy_merge_likely(mem: MemMap, zone: Zone, pfn: Pfn, buddy_pfn: Pfn, order: number): boolean {
+function buddy_merge_likely(
+  mem: MemMap,
+  zone: Zone,
+  pfn: Pfn,
+  buddy_pfn: Pfn,
+  order: number,
+): boolean {
   if (order >= MAX_PAGE_ORDER - 1) return false;
   const higher = buddy_pfn & pfn;
   return page_is_buddy(mem, zone, __find_buddy_pfn(higher, order + 1), order + 1);
@@ -193,7 +214,8 @@ export function __free_one_page(
     // Blocks of pageblock size or more merge only when their migratetypes
     // may share a free list (no merging of an isolated or CMA block into a
     // movable one).
-    const buddy_mt = order >= mem.pageblock_order ? get_pageblock_migratetype(mem, buddy_pfn) : migratetype;
+    const buddy_mt =
+      order >= mem.pageblock_order ? get_pageblock_migratetype(mem, buddy_pfn) : migratetype;
     if (
       buddy_mt !== migratetype &&
       (!migratetype_is_mergeable(migratetype) || !migratetype_is_mergeable(buddy_mt))
@@ -269,7 +291,12 @@ export function page_del_and_expand(
  * __rmqueue_smallest(): the smallest free block of at least `order` on the
  * free lists of exactly `migratetype`, split down to `order`. -1 if none.
  */
-export function __rmqueue_smallest(mem: MemMap, zone: Zone, order: number, migratetype: number): Pfn {
+export function __rmqueue_smallest(
+  mem: MemMap,
+  zone: Zone,
+  order: number,
+  migratetype: number,
+): Pfn {
   for (let current_order = order; current_order <= MAX_PAGE_ORDER; current_order++) {
     if (zone.nr_free[current_order] === 0) continue;
     const pfn = list_first_entry_or_null(mem, zone.free_list(current_order, migratetype));
@@ -295,7 +322,7 @@ export function free_one_page(
   hooks: FreeAreaHooks | null,
 ): void {
   const end = pfn + (1 << order);
-  const step_order = order > mem.pageblock_order ? mem.pageblock_order : order;
+  const step_order = Math.min(order, mem.pageblock_order);
   for (let p = pfn; p < end; p += 1 << step_order) {
     __free_one_page(mem, zone, p, step_order, get_pageblock_migratetype(mem, p), fpi_flags, hooks);
   }

@@ -15,7 +15,13 @@
  */
 
 import { VM_BUG_ON } from "../bug.ts";
-import { list_add, list_add_tail, list_del, list_empty, list_first_entry_or_null } from "../list.ts";
+import {
+  list_add,
+  list_add_tail,
+  list_del,
+  list_empty,
+  list_first_entry_or_null,
+} from "../list.ts";
 import type { Machine } from "../machine.ts";
 import {
   MIGRATE_MOVABLE,
@@ -33,8 +39,8 @@ import {
   type Zone,
 } from "../mmzone.ts";
 import { get_pageblock_migratetype, type Pfn } from "../page.ts";
-import { __free_one_page, FPI_NONE } from "./free_area.ts";
 import { __rmqueue, RMQUEUE_NORMAL } from "./fallback.ts";
+import { __free_one_page, FPI_NONE } from "./free_area.ts";
 import { zone_watermark_ok } from "./watermark.ts";
 
 /** CONFIG_PCP_BATCH_SCALE_MAX */
@@ -59,7 +65,9 @@ export function order_to_pindex(m: Machine, migratetype: number, order: number):
 
 /** pindex_to_order() */
 export function pindex_to_order(m: Machine, pindex: number): number {
-  return pindex >= NR_LOWORDER_PCP_LISTS ? m.mem.pageblock_order : Math.floor(pindex / MIGRATE_PCPTYPES);
+  return pindex >= NR_LOWORDER_PCP_LISTS
+    ? m.mem.pageblock_order
+    : Math.floor(pindex / MIGRATE_PCPTYPES);
 }
 
 function rounddown_pow_of_two(n: number): number {
@@ -74,8 +82,15 @@ export function zone_batchsize(zone: Zone): number {
 }
 
 /** zone_highsize(): a CPU's share of the low watermark (or of a fraction of the zone). */
-export function zone_highsize(m: Machine, zone: Zone, batch: number, high_fraction: number): number {
-  const total_pages = high_fraction ? Math.floor(zone.managed_pages / high_fraction) : zone.low_wmark_pages();
+export function zone_highsize(
+  m: Machine,
+  zone: Zone,
+  batch: number,
+  high_fraction: number,
+): number {
+  const total_pages = high_fraction
+    ? Math.floor(zone.managed_pages / high_fraction)
+    : zone.low_wmark_pages();
   const nr_split_cpus = m.nr_cpus;
   const high = Math.floor(total_pages / nr_split_cpus);
   return Math.max(high, batch << 2);
@@ -235,7 +250,13 @@ function nr_pcp_free(pcp: PerCpuPages, batch: number, high: number, free_high: b
  * lists, round-robin over the lists starting with `pindex`, oldest pages
  * (the list tail) first. Takes zone->lock.
  */
-export function free_pcppages_bulk(m: Machine, zone: Zone, count: number, pcp: PerCpuPages, pindex: number): void {
+export function free_pcppages_bulk(
+  m: Machine,
+  zone: Zone,
+  count: number,
+  pcp: PerCpuPages,
+  pindex: number,
+): void {
   const mem = m.mem;
   count = Math.min(pcp.count, count);
   pindex = pindex - 1;
@@ -252,7 +273,15 @@ export function free_pcppages_bulk(m: Machine, zone: Zone, count: number, pcp: P
       list_del(mem, pfn);
       count -= nr_pages;
       pcp.count -= nr_pages;
-      __free_one_page(mem, zone, pfn, order, get_pageblock_migratetype(mem, pfn), FPI_NONE, m.free_area_hooks);
+      __free_one_page(
+        mem,
+        zone,
+        pfn,
+        order,
+        get_pageblock_migratetype(mem, pfn),
+        FPI_NONE,
+        m.free_area_hooks,
+      );
     } while (count > 0 && !list_empty(mem, list));
   }
 }
@@ -315,7 +344,11 @@ export function decay_pcp_high(m: Machine, zone: Zone, pcp: PerCpuPages): boolea
   const high_min = pcp.high_min;
   const batch = pcp.batch;
   if (pcp.high > high_min) {
-    pcp.high = Math.max(pcp.count - (batch << PCP_BATCH_SCALE_MAX), pcp.high - (pcp.high >> 3), high_min);
+    pcp.high = Math.max(
+      pcp.count - (batch << PCP_BATCH_SCALE_MAX),
+      pcp.high - (pcp.high >> 3),
+      high_min,
+    );
     if (pcp.high > high_min) todo = true;
   }
   const to_drain = pcp.count - pcp.high;
@@ -329,7 +362,7 @@ export function decay_pcp_high(m: Machine, zone: Zone, pcp: PerCpuPages): boolea
 /** drain_pages_zone(): return all of one CPU's pcp pages in a zone to the buddy. */
 export function drain_pages_zone(m: Machine, cpu: number, zone: Zone): void {
   const pcp = zone.per_cpu_pageset[cpu];
-  if (pcp && pcp.count) free_pcppages_bulk(m, zone, pcp.count, pcp, 0);
+  if (pcp?.count) free_pcppages_bulk(m, zone, pcp.count, pcp, 0);
 }
 
 /** drain_all_pages(): drain every CPU's pcp lists, in one zone or in all. */

@@ -13,6 +13,8 @@
  * fails later under the lock.
  */
 
+import { list_empty } from "../list.ts";
+import type { Machine } from "../machine.ts";
 import {
   MAX_NR_ZONES,
   MIGRATE_CMA,
@@ -29,8 +31,6 @@ import {
 } from "../mmzone.ts";
 import { PAGE_SHIFT } from "../page.ts";
 import { NR_FREE_CMA_PAGES, NR_FREE_PAGES } from "../vmstat_items.ts";
-import type { Machine } from "../machine.ts";
-import { list_empty } from "../list.ts";
 
 // Allocation flags (mm/internal.h). The low bits index zone->_watermark.
 export const ALLOC_WMARK_MIN = WMARK_MIN;
@@ -175,7 +175,11 @@ export function setup_per_zone_lowmem_reserve(m: Machine): void {
 }
 
 /** __zone_watermark_unusable_free(): free pages this caller may not count. */
-export function __zone_watermark_unusable_free(z: Zone, order: number, alloc_flags: number): number {
+export function __zone_watermark_unusable_free(
+  z: Zone,
+  order: number,
+  alloc_flags: number,
+): number {
   let unusable_free = (1 << order) - 1;
   if (!(alloc_flags & ALLOC_RESERVES)) unusable_free += z.nr_free_highatomic;
   if (!(alloc_flags & ALLOC_CMA)) unusable_free += z.vm_stat[NR_FREE_CMA_PAGES];
@@ -214,7 +218,10 @@ export function __zone_watermark_ok(
       if (!list_empty(mem, z.free_list(o, mt))) return true;
     }
     if (alloc_flags & ALLOC_CMA && !list_empty(mem, z.free_list(o, MIGRATE_CMA))) return true;
-    if (alloc_flags & (ALLOC_HIGHATOMIC | ALLOC_OOM) && !list_empty(mem, z.free_list(o, MIGRATE_HIGHATOMIC))) {
+    if (
+      alloc_flags & (ALLOC_HIGHATOMIC | ALLOC_OOM) &&
+      !list_empty(mem, z.free_list(o, MIGRATE_HIGHATOMIC))
+    ) {
       return true;
     }
   }
@@ -230,7 +237,15 @@ export function zone_watermark_ok(
   highest_zoneidx: number,
   alloc_flags: number,
 ): boolean {
-  return __zone_watermark_ok(m, z, order, mark, highest_zoneidx, alloc_flags, z.vm_stat[NR_FREE_PAGES]);
+  return __zone_watermark_ok(
+    m,
+    z,
+    order,
+    mark,
+    highest_zoneidx,
+    alloc_flags,
+    z.vm_stat[NR_FREE_PAGES],
+  );
 }
 
 /** zone_watermark_fast(): the order-0 shortcut, then the full check. */
@@ -257,7 +272,15 @@ export function zone_watermark_fast(
     z.watermark_boost &&
     (alloc_flags & ALLOC_WMARK_MASK) === WMARK_MIN
   ) {
-    return __zone_watermark_ok(m, z, order, z._watermark[WMARK_MIN], highest_zoneidx, alloc_flags, free_pages);
+    return __zone_watermark_ok(
+      m,
+      z,
+      order,
+      z._watermark[WMARK_MIN],
+      highest_zoneidx,
+      alloc_flags,
+      free_pages,
+    );
   }
   return false;
 }

@@ -1,0 +1,43 @@
+/**
+ * bench/run.ts: `npm run bench`. Runs every benchmark, prints the figures
+ * and writes bench/results/latest.json: { metric: { value, unit } }.
+ * Benchmarks are measurements, not tests: nothing here asserts on time.
+ *
+ *   npm run bench                 all benchmarks
+ *   npm run bench -- buddy        only those whose name contains "buddy"
+ */
+
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { buddy_benchmarks } from "./buddy.ts";
+import type { Benchmark, Metrics } from "./types.ts";
+
+const all: Benchmark[] = [...buddy_benchmarks];
+const filter = process.argv[2] ?? "";
+const out = join(dirname(fileURLToPath(import.meta.url)), "results", "latest.json");
+
+let results: Metrics = {};
+try {
+  results = JSON.parse(readFileSync(out, "utf8")) as Metrics;
+} catch {
+  results = {};
+}
+
+for (const b of all) {
+  if (filter && !b.name.includes(filter)) continue;
+  process.stdout.write(`${b.name} ...\n`);
+  const metrics = b.run();
+  for (const [name, { value, unit }] of Object.entries(metrics)) {
+    process.stdout.write(`  ${name.padEnd(40)} ${format(value).padStart(14)} ${unit}\n`);
+    results[name] = { value, unit };
+  }
+}
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+process.stdout.write(`wrote ${out}\n`);
+
+function format(v: number): string {
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString("en-US");
+  return v.toPrecision(4);
+}
