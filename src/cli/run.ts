@@ -43,6 +43,8 @@ const PROC: Record<string, [string, (m: ReturnType<typeof boot>) => string]> = {
 };
 
 export function run_default(opts: RunOptions): void {
+  // Boot first: a bad configuration is reported before anything is printed.
+  const m = boot({ mem_bytes: opts.mem, nr_cpus: opts.cpus, layout: opts.layout });
   const out = process.stdout;
   if (!opts.json) {
     out.write(
@@ -50,7 +52,6 @@ export function run_default(opts: RunOptions): void {
         `${opts.ops} operations, ${opts.thp} THP attempts\n`,
     );
   }
-  const m = boot({ mem_bytes: opts.mem, nr_cpus: opts.cpus, layout: opts.layout });
   const prng = new Prng(opts.seed);
   const show_progress = !opts.quiet && !opts.json && process.stderr.isTTY === true;
   const bar = show_progress ? new ProgressLine(process.stderr, "allocating") : null;

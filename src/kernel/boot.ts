@@ -244,6 +244,7 @@ export function boot(cfg: MachineConfig): Machine {
     debug_vm: cfg.debug_vm ?? false,
   });
   m.populated = zones.filter((z) => z.populated_zone());
+  m.zone_lookup = [...m.populated].sort((a, b) => b.spanned_pages - a.spanned_pages);
   for (let hz = 0; hz < MAX_NR_ZONES; hz++) {
     m.zonelists.push(m.populated.filter((z) => z.zone_idx <= hz).reverse());
     m.nofragment.push(alloc_flags_nofragment(m, m.zonelists[hz][0], 0));

@@ -112,6 +112,8 @@ export class Machine {
   reserved_pages = 0;
   /** Populated zones, for the allocator's hot loops. */
   populated: Zone[] = [];
+  /** Populated zones, largest first: page_zone()'s search order. */
+  zone_lookup: Zone[] = [];
   /**
    * zonelists[highest_zoneidx]: the populated zones an allocation may use,
    * highest first (the node's ZONELIST_FALLBACK order on one node).
@@ -145,7 +147,7 @@ export class Machine {
 
   /** page_zone(): the zone a pfn belongs to, or null for a hole. */
   page_zone(pfn: Pfn): Zone | null {
-    const zones = this.populated;
+    const zones = this.zone_lookup;
     for (let i = 0; i < zones.length; i++) {
       const z = zones[i];
       if (pfn >= z.zone_start_pfn && pfn < z.zone_start_pfn + z.spanned_pages) return z;

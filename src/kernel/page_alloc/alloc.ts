@@ -114,7 +114,7 @@ export type AllocFailure = "watermark" | "nomem";
  * caller error (the kernel warns and returns NULL; pagesim throws).
  */
 export function alloc_pages(m: Machine, cpu: number, gfp: Gfp, order: number): Pfn {
-  if (!(Number.isInteger(order) && order >= 0 && order <= MAX_PAGE_ORDER)) {
+  if (!(order >>> 0 === order && order <= MAX_PAGE_ORDER)) {
     throw new RangeError(`alloc_pages: order ${order} is out of range 0..${MAX_PAGE_ORDER}`);
   }
   if (!(cpu >= 0 && cpu < m.nr_cpus))
@@ -457,10 +457,10 @@ function nofail_or_fail(_m: Machine, gfp: Gfp, order: number): Pfn {
  */
 function check_free(m: Machine, pfn: Pfn, order: number, op: string): Zone {
   const mem = m.mem;
-  if (!(Number.isInteger(pfn) && pfn >= 0 && pfn < mem.nr_pages)) {
+  if (!(pfn >>> 0 === pfn && pfn < mem.nr_pages)) {
     throw new RangeError(`${op}: pfn ${pfn} is outside the memory map (0..${mem.nr_pages - 1})`);
   }
-  if (!(Number.isInteger(order) && order >= 0 && order <= MAX_PAGE_ORDER)) {
+  if (!(order >>> 0 === order && order <= MAX_PAGE_ORDER)) {
     throw new RangeError(`${op}: order ${order} is out of range 0..${MAX_PAGE_ORDER} (pfn ${pfn})`);
   }
   const zone = m.page_zone(pfn);
