@@ -37,9 +37,15 @@ describe("pagesim run", () => {
   });
 
   it("cli: the same seed gives the same digest, another seed another", () => {
-    const a = JSON.parse(pagesim("run", "--mem", "64MiB", "--ops", "3000", "--json", "--seed", "5").out);
-    const b = JSON.parse(pagesim("run", "--mem", "64MiB", "--ops", "3000", "--json", "--seed", "5").out);
-    const c = JSON.parse(pagesim("run", "--mem", "64MiB", "--ops", "3000", "--json", "--seed", "6").out);
+    const a = JSON.parse(
+      pagesim("run", "--mem", "64MiB", "--ops", "3000", "--json", "--seed", "5").out,
+    );
+    const b = JSON.parse(
+      pagesim("run", "--mem", "64MiB", "--ops", "3000", "--json", "--seed", "5").out,
+    );
+    const c = JSON.parse(
+      pagesim("run", "--mem", "64MiB", "--ops", "3000", "--json", "--seed", "6").out,
+    );
     expect(a.workload.digest).toBe(b.workload.digest);
     expect(a.workload.digest).not.toBe(c.workload.digest);
   });

@@ -26,7 +26,9 @@ describe("pcp lists", () => {
     verify_machine(m);
 
     // high_max is an eighth of the zone split over the node's two CPUs.
-    expect(pcp.high_max).toBe(Math.max(Math.floor(Math.floor(zone.managed_pages / 8) / 2), 4 * pcp.batch));
+    expect(pcp.high_max).toBe(
+      Math.max(Math.floor(Math.floor(zone.managed_pages / 8) / 2), 4 * pcp.batch),
+    );
     // The burst grows pcp->high towards high_max, so the list keeps far more
     // than high_min (the low watermark's share) and never more than high_max.
     expect(pcp.count).toBeGreaterThan(pcp.high_min);
@@ -77,7 +79,10 @@ describe("pcp lists", () => {
     const pfns: number[] = [];
     for (let i = 0; i < 300; i++) pfns.push(alloc_pages(m, i % 2, GFP_HIGHUSER_MOVABLE, 0));
     for (let i = 0; i < pfns.length; i++) __free_pages(m, i % 2, pfns[i], 0);
-    const held = m.zones.reduce((n, z) => n + z.per_cpu_pageset.reduce((k, p) => k + p.count, 0), 0);
+    const held = m.zones.reduce(
+      (n, z) => n + z.per_cpu_pageset.reduce((k, p) => k + p.count, 0),
+      0,
+    );
     expect(held).toBeGreaterThan(0);
     expect(proc_buddyinfo(m)).not.toBe(before);
     drain_all_pages(m, null);

@@ -210,6 +210,13 @@ export class MemMap {
     this.page_private = new Uint32Array(nr_pages);
     this.lru_next = new Int32Array(nr_pages + list_heads_max);
     this.lru_prev = new Int32Array(nr_pages + list_heads_max);
+    // A page that was never on a list has poisoned links (as after list_del),
+    // not zeroes: zeroed links at pfn 0 look like a self-linked entry, so a
+    // list_del of a never-added pfn 0 passed the CONFIG_DEBUG_LIST check and
+    // list_entry_linked() called a never-linked page linked. The values are
+    // list.ts's LIST_POISON1/2 (not imported: list.ts imports this module).
+    this.lru_next.fill(-0x100, 0, nr_pages);
+    this.lru_prev.fill(-0x122, 0, nr_pages);
     this.pageblock_flags = new Uint8Array(Math.ceil(nr_pages / (1 << pageblock_order)));
     this.content = opts.track_content ? new Uint32Array(nr_pages) : null;
   }

@@ -193,7 +193,7 @@ export function get_page_from_freelist(
       const pfn = rmqueue(m, cpu, zonelist[0], zone, order, gfp, alloc_flags, migratetype);
       if (pfn >= 0) {
         prep_new_page(m, pfn, order, gfp);
-        if (alloc_flags & ALLOC_HIGHATOMIC) reserve_highatomic_pageblock(m, zone, pfn);
+        if (alloc_flags & ALLOC_HIGHATOMIC) reserve_highatomic_pageblock(m, zone, pfn, order);
         return pfn;
       }
     }

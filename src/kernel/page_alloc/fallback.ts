@@ -65,7 +65,9 @@ export function should_try_claim_block(m: Machine, order: number, start_mt: numb
   const pageblock_order = m.mem.pageblock_order;
   if (order >= pageblock_order) return true;
   return (
-    order >= pageblock_order / 2 ||
+    // pageblock_order / 2 is C integer division: 9 / 2 = 4, so order 4
+    // qualifies (a JS division gave 4.5 and left order 4 out).
+    order >= pageblock_order >> 1 ||
     start_mt === MIGRATE_RECLAIMABLE ||
     start_mt === MIGRATE_UNMOVABLE ||
     m.sysctl.page_group_by_mobility_disabled
@@ -339,18 +341,39 @@ export function __rmqueue(
 }
 
 /**
- * reserve_highatomic_pageblock(): after a high-order atomic allocation,
- * set aside its pageblock as MIGRATE_HIGHATOMIC, up to about 1% of the zone.
+ * reserve_highatomic_pageblock(): after a high-order atomic allocation of
+ * `order` at `pfn`, set aside its pageblock(s) as MIGRATE_HIGHATOMIC, up to
+ * about 1% of the zone (rounded up to whole pageblocks); none at all when 1%
+ * of the zone is less than a pageblock.
+ *
+ * Fixed to match v6.16: the size rules are those of v6.8 ("mm: page_alloc:
+ * fixes for high atomic reserve calculations"; the model had the older
+ * "1% + one pageblock" cap and reserved on zones of any size), and a block of
+ * pageblock order or more has its whole range retyped and counted (v6.10's
+ * multi-block fix; the model retyped only the first pageblock of it).
  */
-export function reserve_highatomic_pageblock(m: Machine, zone: Zone, pfn: Pfn): void {
+export function reserve_highatomic_pageblock(
+  m: Machine,
+  zone: Zone,
+  pfn: Pfn,
+  order: number,
+): void {
   const mem = m.mem;
   const pageblock_nr_pages = 1 << mem.pageblock_order;
-  const max_managed = Math.floor(zone.managed_pages / 100) + pageblock_nr_pages;
+  const one_percent = Math.floor(zone.managed_pages / 100);
+  if (one_percent < pageblock_nr_pages) return;
+  const max_managed = Math.ceil(one_percent / pageblock_nr_pages) * pageblock_nr_pages;
   if (zone.nr_reserved_highatomic >= max_managed) return;
   const mt = get_pageblock_migratetype(mem, pfn);
   if (mt >= MIGRATE_PCPTYPES) return; // already highatomic, CMA or isolated
-  if (move_freepages_block(mem, zone, pfn, mt, MIGRATE_HIGHATOMIC) === -1) return;
-  zone.nr_reserved_highatomic += pageblock_nr_pages;
+  if (order < mem.pageblock_order) {
+    if (move_freepages_block(mem, zone, pfn, mt, MIGRATE_HIGHATOMIC) === -1) return;
+    zone.nr_reserved_highatomic += pageblock_nr_pages;
+  } else {
+    // An allocated block of pageblock order or more holds no free pages.
+    change_pageblock_range(mem, pfn, order, MIGRATE_HIGHATOMIC);
+    zone.nr_reserved_highatomic += 1 << order;
+  }
 }
 
 /**
@@ -370,7 +393,10 @@ export function unreserve_highatomic_pageblock(
     for (let order = 0; order < NR_PAGE_ORDERS; order++) {
       const pfn = list_first_entry_or_null(mem, zone.free_list(order, MIGRATE_HIGHATOMIC));
       if (pfn < 0) continue;
-      const size = Math.min(zone.nr_reserved_highatomic, pageblock_nr_pages);
+      // A free block of more than a pageblock gives back all of its
+      // pageblocks (kept in step with reserve_highatomic_pageblock's
+      // multi-block case, which counts 1 << order).
+      const size = Math.min(zone.nr_reserved_highatomic, Math.max(pageblock_nr_pages, 1 << order));
       zone.nr_reserved_highatomic -= size;
       if (order >= mem.pageblock_order) {
         // A free block of a pageblock or more changes type in one go.
