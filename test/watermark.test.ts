@@ -48,12 +48,13 @@ const free = (z: Zone) => z.vm_stat[NR_FREE_PAGES];
  * q35, 8 GiB, 4 CPUs. RAM: [0, 0x9f) and [0x100, 2 GiB) below 4 GiB, then
  * 6 GiB from 4 GiB: max_pfn = 0x280000. Reserved: the first 1 MiB, the
  * kernel image at 16 MiB (40 MiB = 10240 pages), the swiotlb below 2 GiB
- * (64 MiB = 16384 pages) and the memmap at the top (2621440 * 64 / 4096 =
- * 40960 pages). Managed:
+ * (64 MiB = 16384 pages) and the memmap at the top (64 bytes a page for
+ * every 128 MiB section with RAM: 64 sections * 512 pages = 32768 pages;
+ * the hole below 4 GiB has no memmap). Managed:
  *   DMA    [0x100, 0x1000)                       = 3840
  *   DMA32  [0x1000 + 10240, 0x80000 - 16384)     = 507904 - 14336 = 493568
- *   Normal [0x100000, 0x280000 - 40960)          = 2580480 - 1048576 = 1531904
- * lowmem = 2029312 pages.
+ *   Normal [0x100000, 0x280000 - 32768)          = 2588672 - 1048576 = 1540096
+ * lowmem = 2037504 pages.
  */
 describe("watermarks: q35 8 GiB, 4 CPUs", () => {
   const q35 = (thp: "always" | "never") =>
@@ -77,25 +78,25 @@ describe("watermarks: q35 8 GiB, 4 CPUs", () => {
       0x100000, 0x180000, 0x180000,
     ]);
     expect([dma.managed_pages, dma32.managed_pages, normal.managed_pages]).toEqual([
-      3840, 493568, 1531904,
+      3840, 493568, 1540096,
     ]);
-    expect(m.reserved_pages).toBe(158 + 10240 + 16384 + 40960);
+    expect(m.reserved_pages).toBe(158 + 10240 + 16384 + 32768);
   });
 
   it("watermarks: with THP on, khugepaged raises min_free_kbytes to 67584", () => {
     const m = q35("always");
-    // int_sqrt(2029312 * 4 * 16) = 11396 first; then the recommendation:
+    // int_sqrt(2037504 * 4 * 16) = 11419 first; then the recommendation:
     // 512 * 3 zones * 2 + 512 * 3 * 3 * 3 = 16896 pages (well under 5% of
     // lowmem) = 67584 KiB.
     expect(m.sysctl.min_free_kbytes).toBe(67584);
-    // pages_min = 16896; per zone tmp = 16896 * managed / 2029312:
-    //   DMA    64880640    / 2029312 = 31,    gap max(7, 3)       = 7
-    //   DMA32  8339324928  / 2029312 = 4109,  gap max(1027, 493)  = 1027
-    //   Normal 25883049984 / 2029312 = 12754, gap max(3188, 1531) = 3188
+    // pages_min = 16896; per zone tmp = 16896 * managed / 2037504:
+    //   DMA    64880640    / 2037504 = 31,    gap max(7, 3)       = 7
+    //   DMA32  8339324928  / 2037504 = 4092,  gap max(1023, 493)  = 1023
+    //   Normal 26021462016 / 2037504 = 12771, gap max(3192, 1540) = 3192
     const [dma, dma32, normal] = [ZONE_DMA, ZONE_DMA32, ZONE_NORMAL].map((i) => m.zone(0, i));
     expect(wmarks(dma)).toEqual([31, 38, 45, 52]);
-    expect(wmarks(dma32)).toEqual([4109, 5136, 6163, 7190]);
-    expect(wmarks(normal)).toEqual([12754, 15942, 19130, 22318]);
+    expect(wmarks(dma32)).toEqual([4092, 5115, 6138, 7161]);
+    expect(wmarks(normal)).toEqual([12771, 15963, 19155, 22347]);
     // Empty zones: Movable keeps clamp(0 / 1024, 32, 128) = 32 and a zero
     // gap; Device gets nothing.
     expect(wmarks(m.zone(0, ZONE_MOVABLE))).toEqual([32, 32, 32, 32]);
@@ -103,16 +104,16 @@ describe("watermarks: q35 8 GiB, 4 CPUs", () => {
     for (const z of m.zones) expect(z.watermark_boost).toBe(0);
   });
 
-  it("watermarks: with THP off, min_free_kbytes is int_sqrt(lowmem_kbytes * 16) = 11396", () => {
+  it("watermarks: with THP off, min_free_kbytes is int_sqrt(lowmem_kbytes * 16) = 11419", () => {
     const m = q35("never");
-    expect(int_sqrt(2029312 * 4 * 16)).toBe(11396); // 11396^2 <= 129875968 < 11397^2
-    expect(m.sysctl.min_free_kbytes).toBe(11396);
-    // pages_min = 2849: DMA 5 (gap max(1, 3) = 3), DMA32 692 (gap max(173,
-    // 493) = 493), Normal 2150 (gap max(537, 1531) = 1531).
+    expect(int_sqrt(2037504 * 4 * 16)).toBe(11419); // 11419^2 <= 130400256 < 11420^2
+    expect(m.sysctl.min_free_kbytes).toBe(11419);
+    // pages_min = 2854: DMA 5 (gap max(1, 3) = 3), DMA32 691 (gap max(172,
+    // 493) = 493), Normal 2157 (gap max(539, 1540) = 1540).
     const [dma, dma32, normal] = [ZONE_DMA, ZONE_DMA32, ZONE_NORMAL].map((i) => m.zone(0, i));
     expect(wmarks(dma)).toEqual([5, 8, 11, 14]);
-    expect(wmarks(dma32)).toEqual([692, 1185, 1678, 2171]);
-    expect(wmarks(normal)).toEqual([2150, 3681, 5212, 6743]);
+    expect(wmarks(dma32)).toEqual([691, 1184, 1677, 2170]);
+    expect(wmarks(normal)).toEqual([2157, 3697, 5237, 6777]);
   });
 
   it("watermarks: a min_free_kbytes set by the user is kept and split by managed pages", () => {
@@ -123,18 +124,18 @@ describe("watermarks: q35 8 GiB, 4 CPUs", () => {
       sysctl: { min_free_kbytes: 20000 },
     });
     expect(m.sysctl.min_free_kbytes).toBe(20000);
-    // pages_min 5000: DMA 5000 * 3840 / 2029312 = 9, gap max(2, 3) = 3.
+    // pages_min 5000: DMA 5000 * 3840 / 2037504 = 9, gap max(2, 3) = 3.
     expect(wmarks(m.zone(0, ZONE_DMA))).toEqual([9, 12, 15, 18]);
-    // Normal 5000 * 1531904 / 2029312 = 3774, gap max(943, 1531) = 1531.
-    expect(wmarks(m.zone(0, ZONE_NORMAL))).toEqual([3774, 5305, 6836, 8367]);
+    // Normal 5000 * 1540096 / 2037504 = 3779, gap max(944, 1540) = 1540.
+    expect(wmarks(m.zone(0, ZONE_NORMAL))).toEqual([3779, 5319, 6859, 8399]);
   });
 
   it("lowmem_reserve: each zone protects itself by the managed pages above it over its ratio", () => {
     const m = q35("always");
-    // DMA (256): DMA32 493568 / 256 = 1928; + Normal 1531904 = 2025472 / 256 = 7912.
-    expect(Array.from(m.zone(0, ZONE_DMA).lowmem_reserve)).toEqual([0, 1928, 7912, 7912, 7912]);
-    // DMA32 (256): 1531904 / 256 = 5984.
-    expect(Array.from(m.zone(0, ZONE_DMA32).lowmem_reserve)).toEqual([0, 0, 5984, 5984, 5984]);
+    // DMA (256): DMA32 493568 / 256 = 1928; + Normal 1540096 = 2033664 / 256 = 7944.
+    expect(Array.from(m.zone(0, ZONE_DMA).lowmem_reserve)).toEqual([0, 1928, 7944, 7944, 7944]);
+    // DMA32 (256): 1540096 / 256 = 6016.
+    expect(Array.from(m.zone(0, ZONE_DMA32).lowmem_reserve)).toEqual([0, 0, 6016, 6016, 6016]);
     // Normal (32): nothing is managed above it.
     expect(Array.from(m.zone(0, ZONE_NORMAL).lowmem_reserve)).toEqual([0, 0, 0, 0, 0]);
     expect(Array.from(m.zone(0, ZONE_MOVABLE).lowmem_reserve)).toEqual([0, 0, 0, 0, 0]);
@@ -146,19 +147,19 @@ describe("watermarks: q35 8 GiB, 4 CPUs", () => {
     // batch: DMA 3840 >> 12 = 0 -> 1; DMA32 and Normal min(>> 12, 64) = 64 ->
     // rounddown_pow_of_two(96) - 1 = 63.
     // high_max = max(managed / 8 / 4 cpus, 4 * batch): DMA 480 / 4 = 120,
-    // DMA32 61696 / 4 = 15424, Normal 191488 / 4 = 47872.
-    // high_min = max(low / 4, 4 * batch): THP on: 38/4 -> 9, 5136/4 = 1284,
-    // 15942/4 -> 3985; THP off: 8/4 = 2 -> 4, 1185/4 -> 296, 3681/4 -> 920.
+    // DMA32 61696 / 4 = 15424, Normal 192512 / 4 = 48128.
+    // high_min = max(low / 4, 4 * batch): THP on: 38/4 -> 9, 5115/4 -> 1278,
+    // 15963/4 -> 3990; THP off: 8/4 = 2 -> 4, 1184/4 = 296, 3697/4 -> 924.
     const z = (m: Machine, i: number) => m.zone(0, i);
     expect(pcp(z(on, ZONE_DMA))).toEqual([1, 9, 120]);
-    expect(pcp(z(on, ZONE_DMA32))).toEqual([63, 1284, 15424]);
-    expect(pcp(z(on, ZONE_NORMAL))).toEqual([63, 3985, 47872]);
+    expect(pcp(z(on, ZONE_DMA32))).toEqual([63, 1278, 15424]);
+    expect(pcp(z(on, ZONE_NORMAL))).toEqual([63, 3990, 48128]);
     expect(pcp(z(off, ZONE_DMA))).toEqual([1, 4, 120]);
     expect(pcp(z(off, ZONE_DMA32))).toEqual([63, 296, 15424]);
-    expect(pcp(z(off, ZONE_NORMAL))).toEqual([63, 920, 47872]);
+    expect(pcp(z(off, ZONE_NORMAL))).toEqual([63, 924, 48128]);
     // Every CPU gets the same values; pcp->high starts at 0.
     for (const p of z(on, ZONE_NORMAL).per_cpu_pageset) {
-      expect([p.batch, p.high_min, p.high_max, p.high, p.count]).toEqual([63, 3985, 47872, 0, 0]);
+      expect([p.batch, p.high_min, p.high_max, p.high, p.count]).toEqual([63, 3990, 48128, 0, 0]);
     }
     expect(z(on, ZONE_NORMAL).per_cpu_pageset).toHaveLength(4);
   });

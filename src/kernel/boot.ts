@@ -253,6 +253,16 @@ export function boot(cfg: MachineConfig): Machine {
   memmap_init(m, ram, min_pfn);
   const reserved = memblock_reservations(layout, cfg, ram, max_pfn);
   memblock_free_all(m, ram, reserved, min_pfn);
+  // build_all_zonelists(): too few pages to group by mobility (fewer than a
+  // pageblock per migratetype) and the kernel turns grouping off.
+  let vm_total_pages = 0;
+  for (const zone of m.zones) vm_total_pages += zone.managed_pages;
+  if (
+    vm_total_pages < (1 << pageblock_order) * MIGRATE_TYPES &&
+    cfg.sysctl?.page_group_by_mobility_disabled === undefined
+  ) {
+    m.sysctl.page_group_by_mobility_disabled = true;
+  }
   // page_alloc_init_late(): watermarks and pagesets once managed pages are known.
   for (const zone of m.zones) {
     zone.compact_cached_free_pfn = pageblock_start_of_last(zone, pageblock_order);
@@ -285,6 +295,18 @@ function memmap_init(m: Machine, ram: PfnRange[], min_pfn: number): void {
   void min_pfn;
 }
 
+/** x86-64 SECTION_SIZE_BITS is 27: 128 MiB sections. */
+const PAGES_PER_SECTION = (128 * MiB) / PAGE_SIZE;
+
+/** Memory sections that hold any RAM. */
+function memmap_sections(ram: PfnRange[]): number {
+  const sections = new Set<number>();
+  for (const r of ram) {
+    for (let s = Math.floor(r.start / PAGES_PER_SECTION); s * PAGES_PER_SECTION < r.end; s++) sections.add(s);
+  }
+  return sections.size;
+}
+
 /** The boot-time memblock reservations that stay reserved, as pfn ranges. */
 function memblock_reservations(
   layout: Layout,
@@ -307,8 +329,10 @@ function memblock_reservations(
     const sw = (64 * MiB) / PAGE_SIZE;
     res.push({ start: low_end - sw, end: low_end });
   }
-  // The memory map: 64 bytes of struct page for every page, allocated top-down.
-  let memmap_pages = Math.ceil((max_pfn * 64) / PAGE_SIZE);
+  // The memory map: 64 bytes of struct page for every page of each 128 MiB
+  // memory section that holds RAM (SPARSEMEM_VMEMMAP: none for the hole
+  // below 4 GiB), allocated top-down.
+  let memmap_pages = memmap_sections(ram) * ((PAGES_PER_SECTION * 64) / PAGE_SIZE);
   for (let i = ram.length - 1; i >= 0 && memmap_pages > 0; i--) {
     const take = Math.min(memmap_pages, ram[i].end - ram[i].start);
     res.push({ start: ram[i].end - take, end: ram[i].end });

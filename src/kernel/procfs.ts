@@ -201,7 +201,7 @@ export function vmstat_values(m: Machine): [string, number][] {
     for (const p of m.pgdat) v += node_stat_value(m, p.node_id, i);
     rows.push([node_stat_names[i], v]);
   }
-  const memmap_pages = Math.ceil((m.mem.nr_pages * 64) / (1 << PAGE_SHIFT));
+  const memmap_pages = Math.ceil((m.ram_pages * 64) / (1 << PAGE_SHIFT));
   const vm_stat_values = [0, 0, 0, memmap_pages];
   for (let i = 0; i < vm_stat_names.length; i++) rows.push([vm_stat_names[i], vm_stat_values[i]]);
   for (let i = 0; i < vm_event_names.length; i++) rows.push([vm_event_names[i], m.vm_events[i]]);

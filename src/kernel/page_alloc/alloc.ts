@@ -165,29 +165,23 @@ export function get_page_from_freelist(
     const no_fallback = alloc_flags & ALLOC_NOFRAGMENT;
     for (let i = 0; i < zonelist.length; i++) {
       const zone = zonelist[i];
-      if (!(alloc_flags & ALLOC_NO_WATERMARKS)) {
-        // Note when the zone is below its high mark: the pcp free path then
-        // shrinks pcp->high instead of growing it.
-        let ok = false;
-        if (!(zone.flags & ZONE_BELOW_HIGH)) {
-          if (
-            zone_watermark_fast(
-              m,
-              zone,
-              order,
-              zone.wmark_pages(WMARK_HIGH),
-              highest_zoneidx,
-              alloc_flags,
-            )
-          ) {
-            ok = true;
-          } else {
-            zone.flags |= ZONE_BELOW_HIGH;
-          }
-        }
-        if (!ok) {
-          const mark = zone.wmark_pages(alloc_flags & ALLOC_WMARK_MASK);
-          if (!zone_watermark_fast(m, zone, order, mark, highest_zoneidx, alloc_flags)) continue;
+      // Note when the zone is below its high mark: the pcp free path then
+      // shrinks pcp->high instead of growing it.
+      let ok = false;
+      if (!(zone.flags & ZONE_BELOW_HIGH)) {
+        const high = zone.wmark_pages(WMARK_HIGH);
+        if (zone_watermark_fast(m, zone, order, high, highest_zoneidx, alloc_flags)) ok = true;
+        else zone.flags |= ZONE_BELOW_HIGH;
+      }
+      if (!ok) {
+        const mark = zone.wmark_pages(alloc_flags & ALLOC_WMARK_MASK);
+        // ALLOC_NO_WATERMARKS is checked only after the check fails, to keep
+        // the fast path fast.
+        if (
+          !zone_watermark_fast(m, zone, order, mark, highest_zoneidx, alloc_flags) &&
+          !(alloc_flags & ALLOC_NO_WATERMARKS)
+        ) {
+          continue;
         }
       }
       const pfn = rmqueue(m, cpu, zonelist[0], zone, order, gfp, alloc_flags, migratetype);
