@@ -302,7 +302,8 @@ const PAGES_PER_SECTION = (128 * MiB) / PAGE_SIZE;
 function memmap_sections(ram: PfnRange[]): number {
   const sections = new Set<number>();
   for (const r of ram) {
-    for (let s = Math.floor(r.start / PAGES_PER_SECTION); s * PAGES_PER_SECTION < r.end; s++) sections.add(s);
+    for (let s = Math.floor(r.start / PAGES_PER_SECTION); s * PAGES_PER_SECTION < r.end; s++)
+      sections.add(s);
   }
   return sections.size;
 }
