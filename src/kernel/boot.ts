@@ -12,6 +12,7 @@
  * other early allocations (page tables, per-cpu areas, ACPI) are left out.
  */
 
+import { verify_machine } from "./debug_vm.ts";
 import { list_count_nodes } from "./list.ts";
 import { default_sysctl, Machine, type Sysctl } from "./machine.ts";
 import {
@@ -64,7 +65,10 @@ export interface MachineConfig {
   /** log2 of pages per pageblock (9 on x86-64). */
   pageblock_order?: number;
   sysctl?: Partial<Sysctl>;
-  /** CONFIG_DEBUG_VM-style whole-state checks after every operation. */
+  /**
+   * CONFIG_DEBUG_VM: cheap page checks on allocation, and verify_machine()
+   * (debug_vm.ts) after every allocation and free. Slow on big machines.
+   */
   debug_vm?: boolean;
   /** Keep a content tag per frame (see page.ts). */
   track_content?: boolean;
@@ -271,6 +275,8 @@ export function boot(cfg: MachineConfig): Machine {
   }
   init_per_zone_wmark_min(m);
   for (const zone of m.zones) zone_set_pageset_high_and_batch(m, zone);
+  // CONFIG_DEBUG_VM: check the whole state after every allocation and free.
+  if (m.debug_vm) m.verify = verify_machine;
   return m;
 }
 
