@@ -1,0 +1,324 @@
+/**
+ * runtime/execution.ts: one execution of a set of kernel threads: the
+ * Runtime the kernel code sees, the blocking rules of its locks, a
+ * lock-order checker in the spirit of lockdep, and deadlock detection with
+ * the wait-for cycle. The simulator's scheduler and the checker's explorer
+ * are two policies over the same `runnable()` / `step()` interface.
+ *
+ * Semantics:
+ *  - a thread announces its next step (operation, object, field) and
+ *    yields; the step happens when the scheduler resumes it;
+ *  - a thread whose next step takes a lock someone else holds is not
+ *    runnable (it "spins" or "sleeps" without consuming steps);
+ *  - when no thread is runnable and some have not finished, that is a
+ *    deadlock, reported with who waits for which lock held by whom;
+ *  - lockdep records, for every blocking acquisition, that the classes held
+ *    come before the class taken, and reports an inversion (a cycle in that
+ *    order) the first time one appears, even if this run did not deadlock.
+ */
+
+import {
+  type Lock,
+  type LockKind,
+  OP_ATOMIC,
+  OP_LOCK,
+  OP_NAMES,
+  OP_RESCHED,
+  OP_TRYLOCK,
+  OP_UNLOCK,
+  type Runtime,
+  type Step,
+  type StepOf,
+} from "./runtime.ts";
+
+/**
+ * A locking rule broken by the code being run (recursive locking, unlocking a
+ * lock not held, finishing with a lock held), or a scheduler misuse.
+ */
+export class LockBug extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "LockBug";
+  }
+}
+
+export class DeadlockError extends Error {
+  readonly cycle: string[];
+  constructor(cycle: string[]) {
+    super(`deadlock: ${cycle.join("; ")}`);
+    this.name = "DeadlockError";
+    this.cycle = cycle;
+  }
+}
+
+export class LockdepError extends Error {
+  constructor(message: string) {
+    super(`lockdep: possible circular locking dependency: ${message}`);
+    this.name = "LockdepError";
+  }
+}
+
+/** One entry of an execution's trace: who did what to which object. */
+export interface TraceEntry {
+  thread: number;
+  op: number;
+  obj: number;
+  field: string;
+}
+
+class Thread {
+  readonly id: number;
+  readonly name: string;
+  readonly gen: Step;
+  done = false;
+  started = false;
+  /** The announced next step. */
+  op = OP_RESCHED;
+  obj = -1;
+  field = "";
+  lock: Lock | null = null;
+  readonly held: Lock[] = [];
+  constructor(id: number, name: string, gen: Step) {
+    this.id = id;
+    this.name = name;
+    this.gen = gen;
+  }
+}
+
+export interface ExecutionOptions {
+  /** Resolves rt.choose(n); the checker enumerates, the simulator draws. */
+  choose: (n: number) => number;
+  /** Keep a trace of every step (checker, replay). */
+  record_trace?: boolean;
+  /** Report lock-order inversions (on by default). */
+  lockdep?: boolean;
+}
+
+export class Execution implements Runtime {
+  current = -1;
+  readonly threads: Thread[] = [];
+  readonly locks: Lock[] = [];
+  readonly trace: TraceEntry[] | null;
+  steps = 0;
+  private readonly choose_fn: (n: number) => number;
+  private readonly lockdep_on: boolean;
+  /** lockdep: class -> classes taken while it was held. */
+  private readonly order = new Map<string, Set<string>>();
+
+  constructor(opts: ExecutionOptions) {
+    this.choose_fn = opts.choose;
+    this.trace = opts.record_trace ? [] : null;
+    this.lockdep_on = opts.lockdep ?? true;
+  }
+
+  new_lock(lock_class: string, kind: LockKind = "spinlock"): Lock {
+    const lock: Lock = { id: this.locks.length, lock_class, kind, owner: -1 };
+    this.locks.push(lock);
+    return lock;
+  }
+
+  /** Add a thread running `body`; it starts at its first step. */
+  spawn(name: string, body: (rt: Runtime) => Step): number {
+    const id = this.threads.length;
+    this.threads.push(new Thread(id, name, body(this)));
+    return id;
+  }
+
+  // ---- the Runtime the kernel sees ----------------------------------------
+
+  private announce(op: number, obj: number, field: string, lock: Lock | null): void {
+    const t = this.threads[this.current];
+    t.op = op;
+    t.obj = obj;
+    t.field = field;
+    t.lock = lock;
+  }
+
+  *spin_lock(lock: Lock): Step {
+    this.announce(OP_LOCK, lock.id, lock.lock_class, lock);
+    yield;
+    this.acquire(lock, true);
+  }
+
+  *spin_unlock(lock: Lock): Step {
+    this.announce(OP_UNLOCK, lock.id, lock.lock_class, lock);
+    yield;
+    this.release(lock);
+  }
+
+  *spin_trylock(lock: Lock): StepOf<boolean> {
+    this.announce(OP_TRYLOCK, lock.id, lock.lock_class, lock);
+    yield;
+    if (lock.owner !== -1) return false;
+    this.acquire(lock, false);
+    return true;
+  }
+
+  mutex_lock(lock: Lock): Step {
+    return this.spin_lock(lock);
+  }
+
+  mutex_unlock(lock: Lock): Step {
+    return this.spin_unlock(lock);
+  }
+
+  mutex_trylock(lock: Lock): StepOf<boolean> {
+    return this.spin_trylock(lock);
+  }
+
+  lockdep_assert_held(lock: Lock): void {
+    if (lock.owner !== this.current) {
+      throw new LockBug(
+        `lockdep_assert_held: ${lock.lock_class} is not held by thread ${this.current}`,
+      );
+    }
+  }
+
+  *access(op: number, obj: number, field: string): Step {
+    this.announce(op, obj, field, null);
+    yield;
+  }
+
+  *cond_resched(): Step {
+    this.announce(OP_RESCHED, -1, "", null);
+    yield;
+  }
+
+  choose(n: number): number {
+    const c = this.choose_fn(n);
+    if (!(Number.isInteger(c) && c >= 0 && c < n)) throw new LockBug(`choose(${n}) returned ${c}`);
+    return c;
+  }
+
+  private acquire(lock: Lock, blocking: boolean): void {
+    const t = this.threads[this.current];
+    if (lock.owner !== -1) {
+      throw new LockBug(
+        lock.owner === t.id
+          ? `recursive locking: thread ${t.name} takes ${lock.lock_class} it already holds`
+          : `scheduler resumed ${t.name} on ${lock.lock_class} held by thread ${lock.owner}`,
+      );
+    }
+    if (this.lockdep_on && blocking) {
+      for (const h of t.held) this.lockdep_add(h.lock_class, lock.lock_class, t.name);
+    }
+    lock.owner = t.id;
+    t.held.push(lock);
+  }
+
+  private release(lock: Lock): void {
+    const t = this.threads[this.current];
+    if (lock.owner !== t.id) {
+      throw new LockBug(
+        `${t.name} unlocks ${lock.lock_class}, which it does not hold (owner ${lock.owner})`,
+      );
+    }
+    lock.owner = -1;
+    t.held.splice(t.held.lastIndexOf(lock), 1);
+  }
+
+  private lockdep_add(held: string, taken: string, who: string): void {
+    if (held === taken) return;
+    let after = this.order.get(held);
+    if (after?.has(taken)) return;
+    // Is `held` already ordered after `taken`? Then this is an inversion.
+    const path = this.lockdep_path(taken, held);
+    if (path) {
+      throw new LockdepError(
+        `${who} takes ${taken} while holding ${held}, but ${path.join(" -> ")} was recorded before`,
+      );
+    }
+    if (!after) {
+      after = new Set();
+      this.order.set(held, after);
+    }
+    after.add(taken);
+  }
+
+  private lockdep_path(from: string, to: string): string[] | null {
+    const seen = new Set<string>();
+    const walk = (c: string): string[] | null => {
+      if (c === to) return [c];
+      if (seen.has(c)) return null;
+      seen.add(c);
+      for (const n of this.order.get(c) ?? []) {
+        const p = walk(n);
+        if (p) return [c, ...p];
+      }
+      return null;
+    };
+    return walk(from);
+  }
+
+  // ---- scheduling interface ------------------------------------------------
+
+  /** Can thread `id` take its next step now? */
+  enabled(id: number): boolean {
+    const t = this.threads[id];
+    if (t.done) return false;
+    if (t.op === OP_LOCK && t.lock && t.lock.owner !== -1 && t.lock.owner !== t.id) return false;
+    return true;
+  }
+
+  /** Ids of the threads that can step, in id order. */
+  runnable(): number[] {
+    const r: number[] = [];
+    for (let i = 0; i < this.threads.length; i++) if (this.enabled(i)) r.push(i);
+    return r;
+  }
+
+  finished(): boolean {
+    return this.threads.every((t) => t.done);
+  }
+
+  /** Run thread `id` through its announced step up to its next announcement. */
+  step(id: number): void {
+    const t = this.threads[id];
+    if (!this.enabled(id)) throw new LockBug(`step: thread ${t.name} cannot run now`);
+    this.trace?.push({ thread: id, op: t.started ? t.op : OP_RESCHED, obj: t.obj, field: t.field });
+    t.started = true;
+    this.current = id;
+    this.steps++;
+    const r = t.gen.next();
+    if (r.done) {
+      t.done = true;
+      if (t.held.length) {
+        throw new LockBug(
+          `${t.name} finished holding ${t.held.map((l) => l.lock_class).join(", ")}`,
+        );
+      }
+    }
+    this.current = -1;
+  }
+
+  /** The wait-for cycle when no thread can run (for DeadlockError). */
+  wait_for(): string[] {
+    const lines: string[] = [];
+    for (const t of this.threads) {
+      if (t.done || !t.lock || t.op !== OP_LOCK) continue;
+      const owner = this.threads[t.lock.owner];
+      lines.push(`${t.name} waits for ${t.lock.lock_class} held by ${owner?.name ?? "nobody"}`);
+    }
+    return lines;
+  }
+
+  /**
+   * Run to completion, letting `pick` choose among the runnable threads.
+   * Throws DeadlockError when nothing can run, LockBug past `steps_max`.
+   */
+  run(pick: (runnable: number[]) => number, steps_max: number): void {
+    while (!this.finished()) {
+      const r = this.runnable();
+      if (r.length === 0) throw new DeadlockError(this.wait_for());
+      if (this.steps >= steps_max) throw new LockBug(`execution exceeded ${steps_max} steps`);
+      this.step(pick(r));
+    }
+  }
+}
+
+/** Describe a trace entry for people: "T1 lock zone->lock". */
+export function format_trace_entry(e: TraceEntry, names: string[]): string {
+  const op = OP_NAMES[e.op] ?? `op${e.op}`;
+  const what = e.op === OP_ATOMIC || e.field ? ` ${e.field}${e.obj >= 0 ? `@${e.obj}` : ""}` : "";
+  return `${names[e.thread] ?? e.thread} ${op}${what}`;
+}

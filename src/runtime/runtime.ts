@@ -1,0 +1,69 @@
+/**
+ * runtime/runtime.ts: the interface between kernel code and whoever
+ * schedules it (the simulator's scheduler or the checker's explorer).
+ *
+ * A kernel path that can race with another CPU is a generator. Just before
+ * each action another CPU could interleave with, it announces the step
+ * (operation, object, field) and yields; the scheduler decides when it runs.
+ * Work done entirely under one lock is plain code between two steps.
+ *
+ *   function* balloon_page_isolate(rt: Runtime, ...) {
+ *     yield* rt.spin_lock(b_dev_info.pages_lock);
+ *     ...
+ *     yield* rt.spin_unlock(b_dev_info.pages_lock);
+ *   }
+ *
+ * The kernel model imports only the types in this file; the runtime that
+ * implements them lives in execution.ts.
+ */
+
+/** What a step does, for partial-order reduction and traces. */
+export const OP_LOCK = 1;
+export const OP_TRYLOCK = 2;
+export const OP_UNLOCK = 3;
+/** An atomic read-modify-write of a page field (get_page_unless_zero, test_and_set_bit). */
+export const OP_ATOMIC = 4;
+/** A lockless read the protocol depends on (PageLRU, a movable flag). */
+export const OP_READ = 5;
+/** A lockless write another CPU may observe. */
+export const OP_WRITE = 6;
+/** cond_resched(): a point where the thread may be preempted, touching nothing. */
+export const OP_RESCHED = 7;
+
+export const OP_NAMES = ["", "lock", "trylock", "unlock", "atomic", "read", "write", "resched"];
+
+/** Lock kinds. A spinlock and a mutex block the same way in the model. */
+export type LockKind = "spinlock" | "mutex" | "page_lock";
+
+/** A lock the kernel model takes. Created by Execution.new_lock(). */
+export interface Lock {
+  readonly id: number;
+  /** The lockdep class, e.g. "zone->lock" or "b_dev_info->pages_lock". */
+  readonly lock_class: string;
+  readonly kind: LockKind;
+  /** The thread that holds it, or -1. */
+  owner: number;
+}
+
+export type Step = Generator<void, void, void>;
+export type StepOf<T> = Generator<void, T, void>;
+
+/** What a kernel path sees of the CPU it runs on. */
+export interface Runtime {
+  /** The running thread's id (a CPU number in the simulator). */
+  readonly current: number;
+  spin_lock(lock: Lock): Step;
+  spin_unlock(lock: Lock): Step;
+  /** spin_trylock(): true if taken. */
+  spin_trylock(lock: Lock): StepOf<boolean>;
+  mutex_lock(lock: Lock): Step;
+  mutex_unlock(lock: Lock): Step;
+  mutex_trylock(lock: Lock): StepOf<boolean>;
+  /** lockdep_assert_held(): fires unless the running thread holds `lock`. */
+  lockdep_assert_held(lock: Lock): void;
+  /** An atomic or lockless access to `field` of object `obj` (a pfn, a device). */
+  access(op: number, obj: number, field: string): Step;
+  cond_resched(): Step;
+  /** A nondeterministic choice in [0, n): the checker enumerates, the simulator draws. */
+  choose(n: number): number;
+}

@@ -1,0 +1,179 @@
+// The runtime's threads, locks, deadlock detection and lockdep, driven by
+// random schedules from the seeded PRNG.
+import { describe, expect, it } from "vitest";
+import { DeadlockError, Execution, LockBug, LockdepError } from "../src/runtime/execution.ts";
+import { Prng } from "../src/runtime/prng.ts";
+import { OP_READ, OP_WRITE, type Runtime, type Step } from "../src/runtime/runtime.ts";
+
+/** Run an execution under a random schedule drawn from `seed`. */
+function run_random(e: Execution, seed: number): void {
+  const prng = new Prng(seed);
+  e.run((r) => r[prng.below(r.length)], 10_000);
+}
+
+/** Two threads each add 1 to a shared counter: read, then write. */
+function counter_execution(locked: boolean): { e: Execution; value: () => number } {
+  const e = new Execution({ choose: () => 0, record_trace: true });
+  const lock = e.new_lock("counter_lock");
+  let counter = 0;
+  const inc = function* (rt: Runtime): Step {
+    if (locked) yield* rt.spin_lock(lock);
+    yield* rt.access(OP_READ, 0, "counter");
+    const v = counter;
+    yield* rt.access(OP_WRITE, 0, "counter");
+    counter = v + 1;
+    if (locked) yield* rt.spin_unlock(lock);
+  };
+  e.spawn("T0", inc);
+  e.spawn("T1", inc);
+  return { e, value: () => counter };
+}
+
+describe("runtime", () => {
+  it("runtime: a spinlock makes read-modify-write atomic under every random schedule", () => {
+    for (let seed = 0; seed < 200; seed++) {
+      const { e, value } = counter_execution(true);
+      run_random(e, seed);
+      expect(value()).toBe(2);
+    }
+  });
+
+  it("runtime: without the lock some schedule loses an update", () => {
+    const lost: number[] = [];
+    for (let seed = 0; seed < 200; seed++) {
+      const { e, value } = counter_execution(false);
+      run_random(e, seed);
+      expect([1, 2]).toContain(value());
+      if (value() === 1) lost.push(seed);
+    }
+    expect(lost.length).toBeGreaterThan(0);
+  });
+
+  it("runtime: AB-BA locking deadlocks under some schedule, reported with the wait-for cycle", () => {
+    let deadlocks = 0;
+    for (let seed = 0; seed < 100; seed++) {
+      const e = new Execution({ choose: () => 0, lockdep: false });
+      const a = e.new_lock("A");
+      const b = e.new_lock("B");
+      e.spawn("T0", function* (rt) {
+        yield* rt.spin_lock(a);
+        yield* rt.spin_lock(b);
+        yield* rt.spin_unlock(b);
+        yield* rt.spin_unlock(a);
+      });
+      e.spawn("T1", function* (rt) {
+        yield* rt.spin_lock(b);
+        yield* rt.spin_lock(a);
+        yield* rt.spin_unlock(a);
+        yield* rt.spin_unlock(b);
+      });
+      try {
+        run_random(e, seed);
+      } catch (err) {
+        expect(err).toBeInstanceOf(DeadlockError);
+        expect((err as DeadlockError).cycle).toEqual([
+          "T0 waits for B held by T1",
+          "T1 waits for A held by T0",
+        ]);
+        deadlocks++;
+      }
+    }
+    expect(deadlocks).toBeGreaterThan(0);
+    expect(deadlocks).toBeLessThan(100);
+  });
+
+  it("runtime: lockdep reports the AB-BA inversion even when the run does not deadlock", () => {
+    const e = new Execution({ choose: () => 0 });
+    const a = e.new_lock("A");
+    const b = e.new_lock("B");
+    e.spawn("T0", function* (rt) {
+      yield* rt.spin_lock(a);
+      yield* rt.spin_lock(b);
+      yield* rt.spin_unlock(b);
+      yield* rt.spin_unlock(a);
+    });
+    e.spawn("T1", function* (rt) {
+      yield* rt.spin_lock(b);
+      yield* rt.spin_lock(a);
+      yield* rt.spin_unlock(a);
+      yield* rt.spin_unlock(b);
+    });
+    // T0 runs to completion first: no deadlock is possible in this schedule.
+    expect(() => e.run((r) => r[0], 100)).toThrow(LockdepError);
+    expect(() => e.run((r) => r[0], 100)).not.toThrow(DeadlockError);
+  });
+
+  it("runtime: trylock fails on a held lock instead of blocking", () => {
+    const e = new Execution({ choose: () => 0 });
+    const l = e.new_lock("L", "mutex");
+    const got: boolean[] = [];
+    e.spawn("holder", function* (rt) {
+      yield* rt.mutex_lock(l);
+      yield* rt.cond_resched();
+      yield* rt.mutex_unlock(l);
+    });
+    e.spawn("trier", function* (rt) {
+      const ok = yield* rt.mutex_trylock(l);
+      got.push(ok);
+      if (ok) yield* rt.mutex_unlock(l);
+    });
+    // holder takes the lock, then trier tries while it is held.
+    const order = [0, 0, 1, 1, 0, 0];
+    e.run((r) => (r.includes(order[0]) ? order.shift()! : r[0]), 100);
+    expect(got).toEqual([false]);
+  });
+
+  it("runtime: a thread blocked on a lock is not runnable until the owner releases it", () => {
+    const e = new Execution({ choose: () => 0 });
+    const l = e.new_lock("L");
+    e.spawn("T0", function* (rt) {
+      yield* rt.spin_lock(l);
+      yield* rt.cond_resched();
+      yield* rt.spin_unlock(l);
+    });
+    e.spawn("T1", function* (rt) {
+      yield* rt.spin_lock(l);
+      yield* rt.spin_unlock(l);
+    });
+    e.step(0); // T0 announces lock
+    e.step(1); // T1 announces lock
+    e.step(0); // T0 takes it, announces resched
+    expect(e.runnable()).toEqual([0]);
+    e.step(0); // announces unlock
+    e.step(0); // unlocks, finishes
+    expect(e.runnable()).toEqual([1]);
+  });
+
+  it("runtime: unlocking a lock not held, finishing with a lock held and lockdep_assert_held are bugs", () => {
+    const e1 = new Execution({ choose: () => 0 });
+    const l1 = e1.new_lock("L");
+    e1.spawn("T", function* (rt) {
+      yield* rt.spin_unlock(l1);
+    });
+    expect(() => e1.run((r) => r[0], 10)).toThrow(/does not hold/);
+
+    const e2 = new Execution({ choose: () => 0 });
+    const l2 = e2.new_lock("L");
+    e2.spawn("T", function* (rt) {
+      yield* rt.spin_lock(l2);
+    });
+    expect(() => e2.run((r) => r[0], 10)).toThrow(LockBug);
+
+    const e3 = new Execution({ choose: () => 0 });
+    const l3 = e3.new_lock("zone->lock");
+    e3.spawn("T", function* (rt) {
+      yield* rt.cond_resched();
+      rt.lockdep_assert_held(l3);
+    });
+    expect(() => e3.run((r) => r[0], 10)).toThrow(/zone->lock is not held/);
+  });
+
+  it("runtime: the same seed gives the same trace", () => {
+    const traces = [7, 7, 8].map((seed) => {
+      const { e } = counter_execution(false);
+      run_random(e, seed);
+      return JSON.stringify(e.trace);
+    });
+    expect(traces[0]).toBe(traces[1]);
+  });
+});
