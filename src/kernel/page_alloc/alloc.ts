@@ -449,7 +449,7 @@ function nofail_or_fail(_m: Machine, gfp: Gfp, order: number): Pfn {
  * anything changes. Throws BadPageError naming the pfn, its state and the
  * operation.
  */
-function check_free(m: Machine, pfn: Pfn, order: number, op: string): Zone {
+function check_free_slow(m: Machine, pfn: Pfn, order: number, op: string): Zone {
   const mem = m.mem;
   if (!(pfn >>> 0 === pfn && pfn < mem.nr_pages)) {
     throw new RangeError(`${op}: pfn ${pfn} is outside the memory map (0..${mem.nr_pages - 1})`);
@@ -475,7 +475,7 @@ function check_free(m: Machine, pfn: Pfn, order: number, op: string): Zone {
   return zone;
 }
 
-function check_free_state(m: Machine, pfn: Pfn, order: number, op: string): void {
+function check_free_state_slow(m: Machine, pfn: Pfn, order: number, op: string): void {
   const mem = m.mem;
   const end = pfn + (1 << order);
   for (let p = pfn; p < end; p++) {
@@ -493,6 +493,47 @@ function check_free_state(m: Machine, pfn: Pfn, order: number, op: string): void
  * pcp-sized orders go to this CPU's pcp list, bigger blocks straight to the
  * buddy lists.
  */
+/**
+ * The checks of check_free_slow() folded into one test, so the hot path stays
+ * small enough to inline; any failure reruns the detailed checks for the
+ * report.
+ */
+function check_free(m: Machine, pfn: Pfn, order: number, op: string): Zone {
+  const mem = m.mem;
+  const zone = pfn >>> 0 === pfn && pfn < mem.nr_pages ? m.page_zone(pfn) : null;
+  if (
+    zone === null ||
+    order >>> 0 !== order ||
+    order > MAX_PAGE_ORDER ||
+    mem.page_type[pfn] === PGTY_buddy ||
+    (mem.flags[pfn] & ((1 << PG_tail) | PAGE_ORDER_MASK)) !== order << PAGE_ORDER_SHIFT ||
+    mem._refcount[pfn] <= 0
+  ) {
+    return check_free_slow(m, pfn, order, op);
+  }
+  return zone;
+}
+
+/** check_free_state_slow() folded likewise, for the last reference's free. */
+function check_free_state(m: Machine, pfn: Pfn, order: number, op: string): void {
+  const mem = m.mem;
+  const end = pfn + (1 << order);
+  let bad =
+    (mem._mapcount[pfn] + 1) |
+    mem.mapping[pfn] |
+    (mem.flags[pfn] & PAGE_FLAGS_CHECK_AT_FREE) |
+    mem.page_type[pfn];
+  for (let p = pfn + 1; p < end; p++) {
+    bad |=
+      (mem._mapcount[p] + 1) |
+      mem.mapping[p] |
+      (mem.flags[p] & PAGE_FLAGS_CHECK_AT_FREE) |
+      mem.page_type[p] |
+      mem._refcount[p];
+  }
+  if (bad) check_free_state_slow(m, pfn, order, op);
+}
+
 export function __free_pages(m: Machine, cpu: number, pfn: Pfn, order: number): void {
   const op = "__free_pages";
   const zone = check_free(m, pfn, order, op);
