@@ -38,18 +38,9 @@ import {
 const pad = (s: string | number, w: number) => String(s).padStart(w);
 const padr = (s: string | number, w: number) => String(s).padEnd(w);
 
-/** /proc/buddyinfo */
+/** /proc/buddyinfo: free blocks per order, "%6lu " each. */
 export function proc_buddyinfo(m: Machine): string {
-  let out = "";
-  for (const pgdat of m.pgdat) {
-    for (const zone of pgdat.node_zones) {
-      if (!zone.populated_zone()) continue;
-      out += `Node ${pgdat.node_id}, zone ${pad(zone.name, 8)} `;
-      for (let order = 0; order < NR_PAGE_ORDERS; order++) out += `${pad(zone.nr_free[order], 6)} `;
-      out += "\n";
-    }
-  }
-  return out;
+  return per_zone_order_lines(m, (zone, order) => `${pad(zone.nr_free[order], 6)} `);
 }
 
 /** Count free blocks on one free list, stopping at 100000 as the kernel does. */
@@ -278,39 +269,36 @@ function fmt_03d(v: number): string {
   return v < 0 ? `-${String(-v).padStart(2, "0")}` : String(v).padStart(3, "0");
 }
 
-/** debugfs extfrag/extfrag_index */
-export function debugfs_extfrag_index(m: Machine): string {
+/**
+ * The walk shared by buddyinfo and the debugfs indexes (walk_zones_in_node
+ * with frag_show_print and friends): a line per populated zone,
+ * "Node %d, zone %8s " and one cell per order.
+ */
+function per_zone_order_lines(m: Machine, cell: (zone: Zone, order: number) => string): string {
   let out = "";
   for (const pgdat of m.pgdat) {
     for (const zone of pgdat.node_zones) {
       if (!zone.populated_zone()) continue;
       out += `Node ${pgdat.node_id}, zone ${pad(zone.name, 8)} `;
-      for (let order = 0; order < NR_PAGE_ORDERS; order++) {
-        // printf("%2d.%03d ", index / 1000, index % 1000) with C's truncation.
-        const [q, r] = c_int_div_mod(fragmentation_index(zone, order));
-        out += `${pad(q, 2)}.${fmt_03d(r)} `;
-      }
+      for (let order = 0; order < NR_PAGE_ORDERS; order++) out += cell(zone, order);
       out += "\n";
     }
   }
   return out;
 }
 
-/** debugfs extfrag/unusable_index */
+/** debugfs extfrag/extfrag_index: printf("%2d.%03d ", index / 1000, index % 1000). */
+export function debugfs_extfrag_index(m: Machine): string {
+  return per_zone_order_lines(m, (zone, order) => {
+    const [q, r] = c_int_div_mod(fragmentation_index(zone, order));
+    return `${pad(q, 2)}.${fmt_03d(r)} `;
+  });
+}
+
+/** debugfs extfrag/unusable_index: printf("%d.%03d ", ...). */
 export function debugfs_unusable_index(m: Machine): string {
-  let out = "";
-  for (const pgdat of m.pgdat) {
-    for (const zone of pgdat.node_zones) {
-      if (!zone.populated_zone()) continue;
-      out += `Node ${pgdat.node_id}, zone ${pad(zone.name, 8)} `;
-      for (let order = 0; order < NR_PAGE_ORDERS; order++) {
-        const [q, r] = c_int_div_mod(
-          unusable_free_index(order, fill_contig_page_info(zone, order)),
-        );
-        out += `${q}.${fmt_03d(r)} `;
-      }
-      out += "\n";
-    }
-  }
-  return out;
+  return per_zone_order_lines(m, (zone, order) => {
+    const [q, r] = c_int_div_mod(unusable_free_index(order, fill_contig_page_info(zone, order)));
+    return `${q}.${fmt_03d(r)} `;
+  });
 }
