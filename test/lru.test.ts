@@ -52,7 +52,7 @@ describe("lru", () => {
     for (let v = 0; v < 8; v++) expect(run((rt) => zap_anon_page(rt, mm, p, v))).toBe(0);
     expect(lru_list_pfns(mm, 0, LRU_INACTIVE_ANON).length).toBe(0);
     expect(m.pgdat[0].vm_stat[NR_ANON_MAPPED]).toBe(0);
-    drain_all_pages(m);
+    drain_all_pages(m, null);
     expect(zone.vm_stat[NR_FREE_PAGES]).toBe(free0);
     verify_mm(env);
   });

@@ -12,6 +12,7 @@ import { era2016 } from "../src/kernel/eras/era2016.ts";
 import { list_add, list_empty } from "../src/kernel/list.ts";
 import type { Machine } from "../src/kernel/machine.ts";
 import { lru_list_pfns, NR_LRU_LISTS, page_lru } from "../src/kernel/mm/lru.ts";
+import { type AddressSpace, mm_new_process } from "../src/kernel/mm/owner.ts";
 import { MmState } from "../src/kernel/mm/state.ts";
 import { PAGE_MAPPING_ANON, PageLRU } from "../src/kernel/page.ts";
 import { NR_INACTIVE_ANON, NR_ISOLATED_ANON, NR_ISOLATED_FILE } from "../src/kernel/vmstat_items.ts";
@@ -26,6 +27,8 @@ export interface Env {
   run<T>(body: (rt: Runtime) => StepOf<T>): T;
   /** A fresh empty list_head slot (a migration list). */
   list(): number;
+  /** A new process with `n` virtual pages. */
+  mm_new(name: string, n: number): AddressSpace;
 }
 
 export function mm_env(): Env {
@@ -47,7 +50,14 @@ export function mm_env(): Env {
     e.run((r) => r[0], e.steps + 10_000_000);
     return out as T;
   };
-  return { m, mm, e, run, list: () => m.mem.alloc_list_head() };
+  return {
+    m,
+    mm,
+    e,
+    run,
+    list: () => m.mem.alloc_list_head(),
+    mm_new: (name, n) => mm_new_process(mm, name, n),
+  };
 }
 
 /** The pfns on a list_head slot, head first. */
