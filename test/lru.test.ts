@@ -38,7 +38,8 @@ describe("lru", () => {
     const zone = m.zone_by_name("Normal");
     const free0 = zone.vm_stat[NR_FREE_PAGES];
     const p = mm_new_process(mm, "p", 8);
-    for (let v = 0; v < 8; v++) expect(run((rt) => do_anonymous_page(rt, mm, p, v, 100 + v))).toBeGreaterThanOrEqual(0);
+    for (let v = 0; v < 8; v++)
+      expect(run((rt) => do_anonymous_page(rt, mm, p, v, 100 + v))).toBeGreaterThanOrEqual(0);
     expect(lru_list_pfns(mm, 0, LRU_INACTIVE_ANON).length).toBe(8);
     expect(m.pgdat[0].vm_stat[NR_ANON_MAPPED]).toBe(8);
     expect(zone.vm_stat[NR_ZONE_INACTIVE_ANON]).toBe(8);

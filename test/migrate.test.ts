@@ -5,25 +5,6 @@ import { describe, expect, it } from "vitest";
 import { ENOMEM } from "../src/kernel/errno.ts";
 import { GFP_HIGHUSER_MOVABLE } from "../src/kernel/gfp.ts";
 import {
-  isolate_lru_page_to_list,
-  LRU_INACTIVE_ANON,
-  LRU_UNEVICTABLE,
-  lru_list_pfns,
-  this_cpu,
-} from "../src/kernel/mm/lru.ts";
-import {
-  type AddressSpace,
-  add_to_page_cache_lru,
-  do_anonymous_page,
-  mlock_page,
-  mm_new_file,
-  mm_new_process,
-  pin_user_page,
-  set_page_writeback,
-  unpin_user_page,
-  zap_anon_page,
-} from "../src/kernel/mm/owner.ts";
-import {
   MIGRATE_ASYNC,
   MIGRATE_SYNC,
   MR_COMPACTION,
@@ -31,6 +12,23 @@ import {
   NR_MIGRATE_PASSES,
   putback_movable_pages,
 } from "../src/kernel/migrate.ts";
+import {
+  isolate_lru_page_to_list,
+  LRU_INACTIVE_ANON,
+  LRU_UNEVICTABLE,
+  lru_list_pfns,
+} from "../src/kernel/mm/lru.ts";
+import {
+  type AddressSpace,
+  add_to_page_cache_lru,
+  do_anonymous_page,
+  mlock_page,
+  mm_new_file,
+  pin_user_page,
+  set_page_writeback,
+  unpin_user_page,
+  zap_anon_page,
+} from "../src/kernel/mm/owner.ts";
 import { alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
 import { NR_MLOCK, PGMIGRATE_FAIL, PGMIGRATE_SUCCESS } from "../src/kernel/vmstat_items.ts";
 import { type Env, list_pfns, mm_env, verify_mm } from "./mm_helpers.ts";
@@ -66,7 +64,8 @@ function targets(env: Env, nr_pool = 32) {
 
 function isolate_all(env: Env, pfns: number[]): number {
   const l = env.list();
-  for (const pfn of pfns) expect(env.run((rt) => isolate_lru_page_to_list(rt, env.mm, pfn, l))).toBe(0);
+  for (const pfn of pfns)
+    expect(env.run((rt) => isolate_lru_page_to_list(rt, env.mm, pfn, l))).toBe(0);
   return l;
 }
 
@@ -129,7 +128,9 @@ describe("migrate", () => {
     set_page_writeback(mm, pfn, true);
     const l = isolate_all(env, [pfn]);
     const t = targets(env);
-    expect(run((rt) => migrate_pages(rt, mm, l, t.get, t.put, MIGRATE_ASYNC, MR_COMPACTION))).toBe(1);
+    expect(run((rt) => migrate_pages(rt, mm, l, t.get, t.put, MIGRATE_ASYNC, MR_COMPACTION))).toBe(
+      1,
+    );
     expect(t.calls).toBe(1);
     expect(m.vm_events[PGMIGRATE_FAIL]).toBe(1);
     expect(list_pfns(m, l)).toEqual([]);
@@ -151,7 +152,9 @@ describe("migrate", () => {
     const l = isolate_all(env, before);
     verify_mm(env, 1, 1);
     const t = targets(env);
-    expect(run((rt) => migrate_pages(rt, mm, l, t.get, t.put, MIGRATE_SYNC, MR_COMPACTION))).toBe(0);
+    expect(run((rt) => migrate_pages(rt, mm, l, t.get, t.put, MIGRATE_SYNC, MR_COMPACTION))).toBe(
+      0,
+    );
     expect(m.vm_events[PGMIGRATE_SUCCESS]).toBe(2);
     expect(lru_list_pfns(mm, 0, LRU_UNEVICTABLE)).toEqual([p.pages[0]]);
     expect(m.zone_by_name("Normal").vm_stat[NR_MLOCK]).toBe(1);
@@ -185,10 +188,11 @@ describe("migrate", () => {
     const l = isolate_all(env, [pfn]);
     run((rt) => zap_anon_page(rt, mm, p, 0));
     const t = targets(env);
-    expect(run((rt) => migrate_pages(rt, mm, l, t.get, t.put, MIGRATE_ASYNC, MR_COMPACTION))).toBe(0);
+    expect(run((rt) => migrate_pages(rt, mm, l, t.get, t.put, MIGRATE_ASYNC, MR_COMPACTION))).toBe(
+      0,
+    );
     expect(m.vm_events[PGMIGRATE_SUCCESS]).toBe(1);
     expect(m.mem._refcount[pfn]).toBe(0);
     verify_mm(env);
-    void this_cpu;
   });
 });

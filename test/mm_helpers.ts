@@ -15,7 +15,11 @@ import { lru_list_pfns, NR_LRU_LISTS, page_lru } from "../src/kernel/mm/lru.ts";
 import { type AddressSpace, mm_new_process } from "../src/kernel/mm/owner.ts";
 import { MmState } from "../src/kernel/mm/state.ts";
 import { PAGE_MAPPING_ANON, PageLRU } from "../src/kernel/page.ts";
-import { NR_INACTIVE_ANON, NR_ISOLATED_ANON, NR_ISOLATED_FILE } from "../src/kernel/vmstat_items.ts";
+import {
+  NR_INACTIVE_ANON,
+  NR_ISOLATED_ANON,
+  NR_ISOLATED_FILE,
+} from "../src/kernel/vmstat_items.ts";
 import { Execution } from "../src/runtime/execution.ts";
 import type { Runtime, StepOf } from "../src/runtime/runtime.ts";
 

@@ -8,7 +8,6 @@
  * Lock order: page lock, then toy->pages_lock (the 2016 balloon's order).
  */
 
-import { __free_pages, alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
 import { GFP_HIGHUSER_MOVABLE } from "../src/kernel/gfp.ts";
 import { list_add, list_del } from "../src/kernel/list.ts";
 import { put_page, this_cpu } from "../src/kernel/mm/lru.ts";
@@ -21,6 +20,7 @@ import {
   register_movable_ops,
 } from "../src/kernel/movable_ops.ts";
 import { PageIsolated } from "../src/kernel/page.ts";
+import { __free_pages, alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
 import type { Lock, Runtime, Step, StepOf } from "../src/runtime/runtime.ts";
 
 export class ToyDriver implements MovableOperations {
