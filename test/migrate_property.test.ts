@@ -190,7 +190,7 @@ describe("migrate property", () => {
       }),
       { seed: 42, numRuns: 60 },
     );
-    expect(totals.ok).toBeGreaterThan(50);
+    expect(totals.ok).toBeGreaterThan(20);
     expect(totals.fail).toBeGreaterThan(0);
   });
 });
