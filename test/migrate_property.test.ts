@@ -32,7 +32,7 @@ const NR_PROCS = 2;
 const NR_VPAGES = 12;
 const NR_SLOTS = 6;
 
-/** Pages migrated and failed over all runs, to show both outcomes happen. */
+/** Pages migrated and failed over all runs (seed 42: 100 and 1), to show both outcomes happen. */
 const totals = { ok: 0, fail: 0 };
 
 type Op =
@@ -52,7 +52,7 @@ const pv = {
 const op_arb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ k: fc.constant("fault" as const), ...pv }) },
   { weight: 2, arbitrary: fc.record({ k: fc.constant("zap" as const), ...pv }) },
-  { weight: 1, arbitrary: fc.record({ k: fc.constant("pin" as const), ...pv }) },
+  { weight: 3, arbitrary: fc.record({ k: fc.constant("pin" as const), ...pv }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant("unpin" as const) }) },
   { weight: 1, arbitrary: fc.record({ k: fc.constant("mlock" as const), ...pv }) },
   {
@@ -185,12 +185,12 @@ function migrate_some(
 describe("migrate property", () => {
   it("migrate property: random faults, unmaps, pins, driver pages and migrations keep the machine and every owner's data intact", () => {
     fc.assert(
-      fc.property(fc.array(op_arb, { minLength: 1, maxLength: 40 }), (ops) => {
+      fc.property(fc.array(op_arb, { minLength: 1, maxLength: 60 }), (ops) => {
         run_ops(ops);
       }),
-      { seed: 42, numRuns: 60 },
+      { seed: 42, numRuns: 150 },
     );
-    expect(totals.ok).toBeGreaterThan(20);
+    expect(totals.ok).toBeGreaterThan(50);
     expect(totals.fail).toBeGreaterThan(0);
   });
 });
