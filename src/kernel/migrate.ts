@@ -176,7 +176,7 @@ function* unmap_and_move(
   }
   if (rc !== -EAGAIN) {
     list_del(mem, page);
-    if (!movable) m.pgdat[0].vm_stat[iso_item] -= 1;
+    if (!movable) mm.page_lruvec(page).pgdat.vm_stat[iso_item] -= 1;
     if (rc === 0) put_page(rt, mm, page);
     else if (movable) yield* putback_movable_page(rt, mm, page);
     else yield* putback_lru_page(rt, mm, page);
