@@ -24,6 +24,7 @@ import {
 import { PAGE_MAPPING_MOVABLE, PageIsolated } from "../src/kernel/page.ts";
 import { alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
 import { PGMIGRATE_FAIL, PGMIGRATE_SUCCESS } from "../src/kernel/vmstat_items.ts";
+import { Prng } from "../src/runtime/prng.ts";
 import { type Env, list_pfns, mm_env } from "./mm_helpers.ts";
 import { ToyDriver } from "./toy_driver.ts";
 
@@ -199,5 +200,46 @@ describe("movable_ops", () => {
     expect(PageIsolated(m.mem, pfns[0])).toBe(false);
     expect(m.mem._refcount[pfns[0]]).toBe(1);
     verify_machine(m);
+  });
+});
+
+describe("movable_ops races", () => {
+  it("movable_ops: isolate+migrate racing the driver freeing the page, 2 threads, 300 random schedules", () => {
+    let migrated = 0;
+    let removed = 0;
+    for (let seed = 0; seed < 300; seed++) {
+      const { env, drv, pfns } = setup(1);
+      const { e, m, mm } = env;
+      const prng = new Prng(seed);
+      const l = env.list();
+      let remove_rc = 1;
+      e.spawn("compact", function* (rt) {
+        if ((yield* isolate_movable_page(rt, mm, pfns[0], 0)) !== 0) return;
+        list_add(m.mem, pfns[0], l);
+        yield* migrate_pages(rt, mm, l, pool_get(env), null, MIGRATE_SYNC, MR_COMPACTION);
+        yield* putback_movable_pages(rt, mm, l);
+      });
+      e.spawn("deflate", function* (rt) {
+        remove_rc = yield* drv.remove_page(rt, mm, 0);
+      });
+      e.run((r) => r[prng.below(r.length)], e.steps + 100_000);
+      verify_machine(m);
+      expect(drv.isolated_pages).toBe(0);
+      expect(list_pfns(m, l)).toEqual([]);
+      if (remove_rc === 0) {
+        removed++;
+        expect(drv.slots[0]).toBe(-1);
+        expect(list_pfns(m, drv.pages)).toEqual([]);
+      } else {
+        expect([-EAGAIN, -EBUSY]).toContain(remove_rc);
+        const now = drv.slots[0];
+        expect(m.mem.content![now]).toBe(500);
+        expect(list_pfns(m, drv.pages)).toEqual([now]);
+        expect(m.mem._refcount[now]).toBe(1);
+        if (now !== pfns[0]) migrated++;
+      }
+    }
+    expect(removed).toBeGreaterThan(0);
+    expect(migrated).toBeGreaterThan(0);
   });
 });

@@ -5,13 +5,14 @@
  * that must follow the page to its new pfn, and can be told to answer
  * -EAGAIN or nonsense from migrate_page.
  *
- * Lock order: page lock, then toy->pages_lock (the 2016 balloon's order).
+ * Lock order: page lock, then toy->pages_lock (the 2016 balloon's order);
+ * remove_page() holds pages_lock and only trylocks the page.
  */
 
 import { GFP_HIGHUSER_MOVABLE } from "../src/kernel/gfp.ts";
 import { list_add, list_del } from "../src/kernel/list.ts";
 import { put_page, this_cpu } from "../src/kernel/mm/lru.ts";
-import { lock_page, unlock_page } from "../src/kernel/mm/pagemap.ts";
+import { lock_page, trylock_page, unlock_page } from "../src/kernel/mm/pagemap.ts";
 import type { MmState } from "../src/kernel/mm/state.ts";
 import {
   __ClearPageMovable,
@@ -20,7 +21,7 @@ import {
   register_movable_ops,
 } from "../src/kernel/movable_ops.ts";
 import { PageIsolated } from "../src/kernel/page.ts";
-import { __free_pages, alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
+import { alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
 import type { Lock, Runtime, Step, StepOf } from "../src/runtime/runtime.ts";
 
 export class ToyDriver implements MovableOperations {
@@ -63,26 +64,31 @@ export class ToyDriver implements MovableOperations {
     return pfn;
   }
 
-  /** Free the page in `slot` unless it is isolated (balloon_page_dequeue). */
+  /**
+   * Free the page in `slot` (balloon_page_dequeue): under pages_lock,
+   * trylock the page (a page lock holder may be migrating it: -EAGAIN),
+   * skip it while isolated (-EBUSY), else release and free it.
+   */
   *remove_page(rt: Runtime, mm: MmState, slot: number): StepOf<number> {
     const mem = mm.m.mem;
-    const pfn = this.slots[slot];
-    if (pfn < 0) return -2;
-    yield* lock_page(rt, mm, pfn);
-    if (PageIsolated(mem, pfn)) {
-      yield* unlock_page(rt, mm, pfn);
-      return -16;
-    }
     yield* rt.spin_lock(this.pages_lock);
-    list_del(mem, pfn);
-    this.slots[slot] = -1;
-    mem.page_private[pfn] = 0;
-    __ClearPageMovable(mm, pfn);
+    const pfn = this.slots[slot];
+    let rc = 0;
+    if (pfn < 0) rc = -2;
+    else if (!(yield* trylock_page(rt, mm, pfn))) rc = -11;
+    else {
+      if (PageIsolated(mem, pfn)) rc = -16;
+      else {
+        list_del(mem, pfn);
+        this.slots[slot] = -1;
+        mem.page_private[pfn] = 0;
+        __ClearPageMovable(mm, pfn);
+      }
+      yield* unlock_page(rt, mm, pfn);
+    }
     yield* rt.spin_unlock(this.pages_lock);
-    yield* unlock_page(rt, mm, pfn);
-    mem.mapping[pfn] = 0;
-    __free_pages(mm.m, this_cpu(rt, mm.m), pfn, 0);
-    return 0;
+    if (rc === 0) put_page(rt, mm, pfn);
+    return rc;
   }
 
   *isolate_page(rt: Runtime, mm: MmState, pfn: number, _mode: number): StepOf<boolean> {
