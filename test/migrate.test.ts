@@ -17,6 +17,7 @@ import {
   LRU_INACTIVE_ANON,
   LRU_UNEVICTABLE,
   lru_list_pfns,
+  put_page,
 } from "../src/kernel/mm/lru.ts";
 import {
   type AddressSpace,
@@ -31,6 +32,8 @@ import {
 } from "../src/kernel/mm/owner.ts";
 import { alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
 import { NR_MLOCK, PGMIGRATE_FAIL, PGMIGRATE_SUCCESS } from "../src/kernel/vmstat_items.ts";
+import { Prng } from "../src/runtime/prng.ts";
+import { OP_ATOMIC } from "../src/runtime/runtime.ts";
 import { type Env, list_pfns, mm_env, verify_mm } from "./mm_helpers.ts";
 
 /** Fault in `n` pages of a fresh process, vpage v holding tag 1000 + v. */
@@ -194,5 +197,55 @@ describe("migrate", () => {
     expect(m.vm_events[PGMIGRATE_SUCCESS]).toBe(1);
     expect(m.mem._refcount[pfn]).toBe(0);
     verify_mm(env);
+  });
+});
+
+describe("migrate races", () => {
+  it("migrate: isolate+migrate racing the owner unmapping (mlocked or not), 2 threads, 300 random schedules", () => {
+    const outcomes = { migrated: 0, freed_under_us: 0, not_isolated: 0 };
+    for (let seed = 0; seed < 300; seed++) {
+      const env = mm_env();
+      const { e, m, mm } = env;
+      const p = populate(env, 1);
+      const pfn = p.pages[0];
+      if (seed % 2) env.run((rt) => mlock_page(rt, mm, pfn));
+      const t = targets(env, 4);
+      const l = env.list();
+      const prng = new Prng(seed);
+      let rc = -1;
+      e.spawn("compact", function* (rt) {
+        // A pfn scanner holds no reference: take one unless the page is
+        // already being freed (get_page_unless_zero), as isolation requires.
+        yield* rt.access(OP_ATOMIC, pfn, "refcount");
+        if (m.mem._refcount[pfn] === 0) {
+          outcomes.not_isolated++;
+          return;
+        }
+        m.mem._refcount[pfn]++;
+        const iso = yield* isolate_lru_page_to_list(rt, mm, pfn, l);
+        put_page(rt, mm, pfn);
+        if (iso !== 0) {
+          outcomes.not_isolated++;
+          return;
+        }
+        rc = yield* migrate_pages(rt, mm, l, t.get, t.put, MIGRATE_SYNC, MR_COMPACTION);
+        yield* putback_movable_pages(rt, mm, l);
+      });
+      e.spawn("munmap", function* (rt) {
+        yield* zap_anon_page(rt, mm, p, 0);
+      });
+      e.run((r) => r[prng.below(r.length)], e.steps + 100_000);
+      verify_mm(env);
+      expect(p.pages[0]).toBe(-1);
+      expect(m.mem._refcount[pfn]).toBe(0);
+      expect(m.zone_by_name("Normal").vm_stat[NR_MLOCK]).toBe(0);
+      if (rc === 0 && m.vm_events[PGMIGRATE_SUCCESS] === 1) {
+        if (t.pool.length === 4) outcomes.freed_under_us++;
+        else outcomes.migrated++;
+      }
+    }
+    expect(outcomes.migrated).toBeGreaterThan(0);
+    expect(outcomes.freed_under_us).toBeGreaterThan(0);
+    expect(outcomes.not_isolated).toBeGreaterThan(0);
   });
 });

@@ -33,7 +33,13 @@ import type { Runtime, StepOf } from "../runtime/runtime.ts";
 import { assert, VM_BUG_ON_PAGE } from "./bug.ts";
 import { EAGAIN, EBUSY, ENOMEM } from "./errno.ts";
 import { list_del } from "./list.ts";
-import { lru_cache_add, nr_isolated_item, put_page, putback_lru_page } from "./mm/lru.ts";
+import {
+  lru_cache_add,
+  nr_isolated_item,
+  put_page,
+  put_page_lru,
+  putback_lru_page,
+} from "./mm/lru.ts";
 import { owner_refs, page_address_space } from "./mm/owner.ts";
 import { lock_page, trylock_page, unlock_page } from "./mm/pagemap.ts";
 import type { MmState } from "./mm/state.ts";
@@ -185,7 +191,11 @@ function* unmap_and_move(
     if (put_new_page) put_new_page(newpage);
     else put_page(rt, mm, newpage);
   } else if (movable) put_page(rt, mm, newpage);
-  else yield* lru_cache_add(rt, mm, newpage);
+  else {
+    // putback_lru_page(newpage): the owner may already have let go of it.
+    yield* lru_cache_add(rt, mm, newpage);
+    yield* put_page_lru(rt, mm, newpage);
+  }
   if (broken) throw broken;
   return rc;
 }
@@ -272,11 +282,15 @@ function migrate_lru_page(mm: MmState, newpage: Pfn, page: Pfn): number {
   const as = page_address_space(mm, page);
   VM_BUG_ON_PAGE(as === null, mem, page, "migrating an LRU page with no owner");
   const refs = owner_refs(mm, page);
+  // The owner let go after unmap_and_move() looked (a racing munmap): retry;
+  // the next pass finds only the isolation reference and frees the page.
+  if (refs === 0) return -EAGAIN;
   if (mem._refcount[page] !== refs + 1) return -EAGAIN;
   const index = mem.index[page];
   VM_BUG_ON_PAGE(as!.pages[index] !== page, mem, page, "owner does not map the page");
-  // The owner's references move to the new page; the allocation's becomes one of them.
-  mem._refcount[newpage] = refs;
+  // The owner's references move to the new page, which keeps its allocation
+  // reference until unmap_and_move() has put it on the LRU.
+  mem._refcount[newpage] = refs + 1;
   mem._refcount[page] = 1;
   mem.mapping[newpage] = mem.mapping[page];
   mem.index[newpage] = index;

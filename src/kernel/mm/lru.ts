@@ -176,6 +176,33 @@ export function* putback_lru_page(rt: Runtime, mm: MmState, pfn: Pfn): Step {
     return;
   }
   yield* lru_cache_add(rt, mm, pfn);
+  // The owner may have let go meanwhile: this can be the last reference.
+  yield* put_page_lru(rt, mm, pfn);
+}
+
+/**
+ * put_page() for a page that may sit on the LRU (the kernel's put_page
+ * reaching __page_cache_release): the decision "last reference" and the
+ * removal from the LRU are made together under lru_lock, so a racing
+ * isolation either finds the page gone from the LRU or holds a reference
+ * that keeps it alive. Without PG_lru the page cannot gain PG_lru unless
+ * someone else holds a reference, so the lockless path is safe.
+ */
+export function* put_page_lru(rt: Runtime, mm: MmState, pfn: Pfn): Step {
+  const mem = mm.m.mem;
+  yield* rt.access(OP_READ, pfn, "PG_lru");
+  if (PageLRU(mem, pfn)) {
+    const lruvec = mm.page_lruvec(pfn);
+    yield* rt.spin_lock(lruvec.lru_lock);
+    const last = mem._refcount[pfn] === 1;
+    if (!last) mem._refcount[pfn]--;
+    else if (PageLRU(mem, pfn)) {
+      ClearPageFlag(mem, pfn, PG_lru);
+      del_page_from_lru_list(mm.m, lruvec, pfn, page_lru(mem, pfn));
+    }
+    yield* rt.spin_unlock(lruvec.lru_lock);
+    if (!last) return;
+  }
   put_page(rt, mm, pfn);
 }
 
@@ -186,7 +213,7 @@ export function this_cpu(rt: Runtime, m: Machine): number {
 
 /**
  * put_page(): drop a reference. The last one frees the page: it must be off
- * the LRU and unmapped; its owner bits and LRU-related flags are cleared
+ * the LRU (use put_page_lru() when it may not be) and unmapped; its owner bits and LRU-related flags are cleared
  * first (what the kernel's __page_cache_release and free_pages_prepare do).
  */
 export function put_page(rt: Runtime, mm: MmState, pfn: Pfn): void {

@@ -11,9 +11,13 @@
  * reduced to one mapping).
  * References: a mapped anon page holds one reference for its pte
  * (mapcount 1); a page cache page holds one for the cache; a pin adds one.
- * Locks: the owner's entries change under no lock of their own here (each
- * path runs as one step of the thread that owns the process); the LRU parts
- * take lruvec->lru_lock.
+ * Locks: there is no page table lock. An owner entry is read and changed
+ * only in plain code between two steps (zap clears the pte before its first
+ * step; migration repoints it under both page locks), which is what the PTL
+ * guarantees in the kernel. mlock_page() and pin_user_page() take a pfn the
+ * caller read from the owner and assume no migration runs in between (the
+ * kernel holds the PTL or the page lock there). The LRU parts take
+ * lruvec->lru_lock.
  * Invariants: owner.pages[page->index] === pfn for every owned page, and an
  * owned page's mapping names that owner.
  */
@@ -29,7 +33,6 @@ import {
   PageFlag,
   PageLRU,
   type Pfn,
-  PG_lru,
   PG_mlocked,
   PG_swapbacked,
   PG_unevictable,
@@ -38,14 +41,7 @@ import {
 } from "../page.ts";
 import { alloc_pages } from "../page_alloc/alloc.ts";
 import { NR_ANON_MAPPED, NR_FILE_PAGES, NR_MLOCK } from "../vmstat_items.ts";
-import {
-  del_page_from_lru_list,
-  lru_cache_add,
-  lru_relocate,
-  page_lru,
-  put_page,
-  this_cpu,
-} from "./lru.ts";
+import { lru_cache_add, lru_relocate, page_lru, put_page_lru, this_cpu } from "./lru.ts";
 import type { MmState } from "./state.ts";
 
 export type OwnerKind = "anon" | "file";
@@ -149,23 +145,6 @@ export function* add_to_page_cache_lru(
   return yield* new_user_page(rt, mm, as, index, tag);
 }
 
-/**
- * Drop the owner's reference. If it was the last one the page leaves the
- * LRU (under lru_lock) and is freed; otherwise (isolated or pinned) it stays
- * where it is and whoever holds the other reference frees it.
- */
-function* release_owner_ref(rt: Runtime, mm: MmState, pfn: Pfn): Step {
-  const mem = mm.m.mem;
-  if (mem._refcount[pfn] === 1 && PageLRU(mem, pfn)) {
-    const lruvec = mm.page_lruvec(pfn);
-    yield* rt.spin_lock(lruvec.lru_lock);
-    ClearPageFlag(mem, pfn, PG_lru);
-    del_page_from_lru_list(mm.m, lruvec, pfn, page_lru(mem, pfn));
-    yield* rt.spin_unlock(lruvec.lru_lock);
-  }
-  put_page(rt, mm, pfn);
-}
-
 /** zap_pte_range() for one page: unmap `vpage` and drop its reference. */
 export function* zap_anon_page(
   rt: Runtime,
@@ -178,11 +157,13 @@ export function* zap_anon_page(
   if (pfn < 0) return -ENOENT;
   const mem = mm.m.mem;
   VM_BUG_ON_PAGE(mem._mapcount[pfn] !== 0, mem, pfn, "zap_anon_page: page not mapped once");
-  if (PageFlag(mem, pfn, PG_mlocked)) yield* munlock_page(rt, mm, pfn);
+  // Clear the pte before the first step: from here a racing migration sees
+  // the pte's reference without a mapping and backs off with -EAGAIN.
   as.pages[vpage] = -1;
   mem._mapcount[pfn] = -1;
   mm.page_lruvec(pfn).pgdat.vm_stat[NR_ANON_MAPPED] -= 1;
-  yield* release_owner_ref(rt, mm, pfn);
+  if (PageFlag(mem, pfn, PG_mlocked)) yield* munlock_page(rt, mm, pfn);
+  yield* put_page_lru(rt, mm, pfn);
   return 0;
 }
 
@@ -200,7 +181,7 @@ export function* delete_from_page_cache(
   VM_BUG_ON_PAGE(PageFlag(mem, pfn, PG_writeback), mem, pfn, "truncating a page under writeback");
   as.pages[index] = -1;
   mm.page_lruvec(pfn).pgdat.vm_stat[NR_FILE_PAGES] -= 1;
-  yield* release_owner_ref(rt, mm, pfn);
+  yield* put_page_lru(rt, mm, pfn);
   return 0;
 }
 
@@ -213,7 +194,7 @@ export function pin_user_page(mm: MmState, pfn: Pfn): void {
 
 /** unpin_user_page(): drop a pin. */
 export function unpin_user_page(rt: Runtime, mm: MmState, pfn: Pfn): Step {
-  return release_owner_ref(rt, mm, pfn);
+  return put_page_lru(rt, mm, pfn);
 }
 
 /** mlock_vma_page(): the page becomes unevictable (lru_lock taken). */
