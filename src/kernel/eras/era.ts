@@ -26,6 +26,10 @@ export interface MovableEra {
   PageIsolated(mem: MemMap, pfn: Pfn): boolean;
   SetPageIsolated(mem: MemMap, pfn: Pfn): void;
   ClearPageIsolated(mem: MemMap, pfn: Pfn): void;
-  /** Whether isolation, migration and putback take the page lock. */
+  /**
+   * Whether isolation and putback of movable_ops pages take the page lock.
+   * migrate.ts takes both page locks in every era up to v6.16; the 2026 era
+   * will need that made conditional too.
+   */
   readonly uses_page_lock: boolean;
 }
