@@ -1,0 +1,51 @@
+/**
+ * kernel/eras/era2016.ts: the movable_ops protocol of v4.8 (2016, seed 002,
+ * "mm: migrate: support non-lru movable page migration").
+ *
+ * Encoding: page->mapping = driver handle << 2 | PAGE_MAPPING_MOVABLE (the
+ * kernel stores the driver's address_space pointer; pagesim stores a small
+ * handle in the bits above the two flag bits). __ClearPageMovable() keeps
+ * only the PAGE_MAPPING_MOVABLE bit, so the page still looks movable to a
+ * lockless reader but has no driver ("released by its owner").
+ * Isolation flag: PG_isolated (PG_reclaim in the kernel), set and cleared
+ * only by the VM, under the page lock.
+ * Locks: the page lock is taken by isolation (trylock), migration (both
+ * pages) and putback (sleeping lock_page).
+ */
+
+import {
+  ClearPageFlag,
+  type MemMap,
+  PAGE_MAPPING_FLAGS,
+  PAGE_MAPPING_MOVABLE,
+  PageIsolated,
+  type Pfn,
+  PG_isolated,
+  SetPageFlag,
+} from "../page.ts";
+import type { MovableEra } from "./era.ts";
+
+export const era2016: MovableEra = {
+  name: "2016",
+  __PageMovable(mem: MemMap, pfn: Pfn): boolean {
+    return (mem.mapping[pfn] & PAGE_MAPPING_FLAGS) === PAGE_MAPPING_MOVABLE;
+  },
+  page_movable_ops_handle(mem: MemMap, pfn: Pfn): number {
+    if ((mem.mapping[pfn] & PAGE_MAPPING_FLAGS) !== PAGE_MAPPING_MOVABLE) return 0;
+    return mem.mapping[pfn] >>> 2;
+  },
+  __SetPageMovable(mem: MemMap, pfn: Pfn, handle: number): void {
+    mem.mapping[pfn] = ((handle << 2) | PAGE_MAPPING_MOVABLE) >>> 0;
+  },
+  __ClearPageMovable(mem: MemMap, pfn: Pfn): void {
+    mem.mapping[pfn] &= PAGE_MAPPING_MOVABLE;
+  },
+  PageIsolated,
+  SetPageIsolated(mem: MemMap, pfn: Pfn): void {
+    SetPageFlag(mem, pfn, PG_isolated);
+  },
+  ClearPageIsolated(mem: MemMap, pfn: Pfn): void {
+    ClearPageFlag(mem, pfn, PG_isolated);
+  },
+  uses_page_lock: true,
+};

@@ -1,0 +1,63 @@
+/**
+ * kernel/mm/pagemap.ts: the page lock (PG_locked) of include/linux/pagemap.h:
+ * lock_page(), trylock_page(), unlock_page().
+ *
+ * Choice: each page that is ever locked gets a runtime Lock of kind
+ * "page_lock" (created on first use and kept in MmState.page_locks), and
+ * PG_locked mirrors who holds it. A runtime Lock lets a thread truly block
+ * on a locked page (lock_page sleeps, so the runtime's deadlock detector and
+ * lockdep see the page lock like any other), whereas a bare flag would need a
+ * busy-wait that the scheduler cannot tell from progress. The kernel hashes
+ * pages onto a table of wait queues; we key by pfn so two pages never share a
+ * lock, at the cost of one Lock object per page ever locked.
+ *
+ * Invariant: PG_locked is set exactly while the page's Lock has an owner.
+ * Locks: the page lock sleeps, so it is taken before any spinlock
+ * (lruvec->lru_lock, a driver's list lock).
+ */
+
+import type { Lock, Runtime, Step, StepOf } from "../../runtime/runtime.ts";
+import { VM_BUG_ON_PAGE } from "../bug.ts";
+import { ClearPageFlag, PageLocked, type Pfn, PG_locked, SetPageFlag } from "../page.ts";
+import type { MmState } from "./state.ts";
+
+function page_lock_of(mm: MmState, pfn: Pfn): Lock {
+  let l = mm.page_locks.get(pfn);
+  if (!l) {
+    l = mm.new_lock("page lock", "page_lock");
+    mm.page_locks.set(pfn, l);
+  }
+  return l;
+}
+
+/** lock_page(): sleep until the page lock is ours. */
+export function* lock_page(rt: Runtime, mm: MmState, pfn: Pfn): Step {
+  yield* rt.mutex_lock(page_lock_of(mm, pfn));
+  VM_BUG_ON_PAGE(
+    PageLocked(mm.m.mem, pfn),
+    mm.m.mem,
+    pfn,
+    "lock_page: PG_locked set on a free lock",
+  );
+  SetPageFlag(mm.m.mem, pfn, PG_locked);
+}
+
+/** trylock_page(): take the page lock if nobody holds it. */
+export function* trylock_page(rt: Runtime, mm: MmState, pfn: Pfn): StepOf<boolean> {
+  const ok = yield* rt.mutex_trylock(page_lock_of(mm, pfn));
+  if (ok) SetPageFlag(mm.m.mem, pfn, PG_locked);
+  return ok;
+}
+
+/** unlock_page(): clear PG_locked and wake a waiter. */
+export function* unlock_page(rt: Runtime, mm: MmState, pfn: Pfn): Step {
+  VM_BUG_ON_PAGE(!PageLocked(mm.m.mem, pfn), mm.m.mem, pfn, "unlock_page: page not locked");
+  ClearPageFlag(mm.m.mem, pfn, PG_locked);
+  yield* rt.mutex_unlock(page_lock_of(mm, pfn));
+}
+
+/** Whether the running thread holds the page lock (for assertions). */
+export function page_locked_by_me(rt: Runtime, mm: MmState, pfn: Pfn): boolean {
+  const l = mm.page_locks.get(pfn);
+  return l !== undefined && l.owner === rt.current;
+}

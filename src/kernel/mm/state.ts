@@ -1,0 +1,53 @@
+/**
+ * kernel/mm/state.ts: the state the migration layer hangs off a Machine:
+ * one Lruvec per node (mm/vmscan.c's per-node LRU lists), the owners of user
+ * pages (processes' page tables and files' page caches, see owner.ts), the
+ * registered movable_ops drivers, the era protocol in force, and the page
+ * locks (pagemap.ts).
+ *
+ * Locks are runtime handles created once at setup through the `new_lock`
+ * factory the caller passes (Execution.new_lock under the runtime), so the
+ * kernel structures hold `Lock` values and never import the runtime itself.
+ *
+ * Invariant: an owner handle, a driver handle and a page lock never change
+ * once handed out; handles start at 1 so that a page's mapping is never 0
+ * while it has an owner.
+ */
+
+import type { Lock, LockKind } from "../../runtime/runtime.ts";
+import type { MovableEra } from "../eras/era.ts";
+import type { Machine } from "../machine.ts";
+import type { MovableOperations } from "../movable_ops.ts";
+import type { Pfn } from "../page.ts";
+import { Lruvec } from "./lru.ts";
+import type { AddressSpace } from "./owner.ts";
+
+export type NewLock = (lock_class: string, kind: LockKind) => Lock;
+
+export class MmState {
+  readonly m: Machine;
+  /** node_id -> lruvec (the node's LRU lists and their lock). */
+  readonly lruvecs: Lruvec[];
+  /** owner handle -> address space; slot 0 is unused. */
+  readonly owners: (AddressSpace | null)[] = [null];
+  /** movable_ops driver handle -> ops; slot 0 is unused. */
+  readonly movable_ops: (MovableOperations | null)[] = [null];
+  readonly era: MovableEra;
+  /** pfn -> its page lock, created the first time the page is locked. */
+  readonly page_locks = new Map<Pfn, Lock>();
+  readonly new_lock: NewLock;
+
+  constructor(m: Machine, era: MovableEra, new_lock: NewLock) {
+    this.m = m;
+    this.era = era;
+    this.new_lock = new_lock;
+    this.lruvecs = m.pgdat.map(
+      (p) => new Lruvec(m.mem, p, new_lock("lruvec->lru_lock", "spinlock")),
+    );
+  }
+
+  /** mem_cgroup_page_lruvec() without memcgs: the node's lruvec. */
+  page_lruvec(_pfn: Pfn): Lruvec {
+    return this.lruvecs[0];
+  }
+}

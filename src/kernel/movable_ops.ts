@@ -1,0 +1,177 @@
+/**
+ * kernel/movable_ops.ts: the non-LRU movable page framework of v4.8
+ * (mm/migrate.c, mm/compaction.c; seed 002): a driver registers callbacks
+ * {isolate_page, migrate_page, putback_page}, marks its pages with
+ * __SetPageMovable(), and compaction can then isolate and migrate them.
+ * How a movable page is encoded, which flag marks isolation and whether the
+ * page lock is taken come from the era (eras/era.ts; 2016 implemented).
+ *
+ * Lock order: page lock (trylock in isolation, sleeping in putback), then
+ * whatever lock the driver takes inside its callback (its list lock).
+ * References: isolation takes one (get_page_unless_zero) and keeps it on
+ * success; putback and migration drop it.
+ * Invariants:
+ *  - PG_isolated is set and cleared only here and in migrate.ts, with the
+ *    page lock held; an isolated page is on no driver list;
+ *  - the driver handle in page->mapping names a registered driver.
+ * Contract checks: a callback whose answer is outside its contract (not a
+ * boolean from isolate_page, a positive number from migrate_page, a page
+ * still linked on a list after isolate_page said yes) raises MovableOpsError
+ * naming the driver and the pfn, after the core has undone its own steps, so
+ * the machine stays consistent.
+ */
+
+import type { Runtime, Step, StepOf } from "../runtime/runtime.ts";
+import { OP_ATOMIC, OP_READ } from "../runtime/runtime.ts";
+import { VM_BUG_ON_PAGE } from "./bug.ts";
+import { EBUSY } from "./errno.ts";
+import { list_entry_linked } from "./list.ts";
+import { put_page } from "./mm/lru.ts";
+import { lock_page, trylock_page, unlock_page } from "./mm/pagemap.ts";
+import type { MmState } from "./mm/state.ts";
+import type { Pfn } from "./page.ts";
+
+/** isolate_mode_t bits (only what callers pass along). */
+export const ISOLATE_ASYNC_MIGRATE = 0x4;
+export const ISOLATE_UNEVICTABLE = 0x8;
+
+/** The callbacks a driver registers (address_space_operations in 2016). */
+export interface MovableOperations {
+  /** The driver's name, for reports. */
+  readonly name: string;
+  /** Take the page off the driver's lists; page lock held. */
+  isolate_page(rt: Runtime, mm: MmState, pfn: Pfn, mode: number): StepOf<boolean>;
+  /** Move the driver's page from src to dst; both locked. 0, -EAGAIN or another -errno. */
+  migrate_page(rt: Runtime, mm: MmState, dst: Pfn, src: Pfn, mode: number): StepOf<number>;
+  /** Take back an isolated page whose migration failed; page lock held. */
+  putback_page(rt: Runtime, mm: MmState, pfn: Pfn): Step;
+}
+
+/** A movable_ops driver broke its contract. */
+export class MovableOpsError extends Error {
+  readonly driver: string;
+  readonly pfn: Pfn;
+  constructor(driver: string, pfn: Pfn, what: string) {
+    super(`movable_ops driver '${driver}' on pfn ${pfn}: ${what}`);
+    this.name = "MovableOpsError";
+    this.driver = driver;
+    this.pfn = pfn;
+  }
+}
+
+/** Register a driver; returns the handle its pages carry. */
+export function register_movable_ops(mm: MmState, ops: MovableOperations): number {
+  mm.movable_ops.push(ops);
+  return mm.movable_ops.length - 1;
+}
+
+/** page_movable_ops(): the driver of a movable page, or null if released. */
+export function page_movable_ops(mm: MmState, pfn: Pfn): MovableOperations | null {
+  const h = mm.era.page_movable_ops_handle(mm.m.mem, pfn);
+  return h === 0 ? null : (mm.movable_ops[h] ?? null);
+}
+
+/** __PageMovable(): lockless, may be a false positive. */
+export function __PageMovable(mm: MmState, pfn: Pfn): boolean {
+  return mm.era.__PageMovable(mm.m.mem, pfn);
+}
+
+/** PageMovable(): page lock held; movable and still owned by a driver. */
+export function PageMovable(rt: Runtime, mm: MmState, pfn: Pfn): boolean {
+  void rt;
+  return mm.era.__PageMovable(mm.m.mem, pfn) && page_movable_ops(mm, pfn) !== null;
+}
+
+/** __SetPageMovable(): the driver marks its page (page lock held). */
+export function __SetPageMovable(mm: MmState, pfn: Pfn, handle: number): void {
+  const mem = mm.m.mem;
+  VM_BUG_ON_PAGE(!mm.movable_ops[handle], mem, pfn, "__SetPageMovable: unregistered driver");
+  mm.era.__SetPageMovable(mem, pfn, handle);
+}
+
+/** __ClearPageMovable(): the driver releases its page (page lock held). */
+export function __ClearPageMovable(mm: MmState, pfn: Pfn): void {
+  const mem = mm.m.mem;
+  VM_BUG_ON_PAGE(!mm.era.__PageMovable(mem, pfn), mem, pfn, "__ClearPageMovable: not movable");
+  mm.era.__ClearPageMovable(mem, pfn);
+}
+
+function* era_trylock(rt: Runtime, mm: MmState, pfn: Pfn): StepOf<boolean> {
+  return mm.era.uses_page_lock ? yield* trylock_page(rt, mm, pfn) : true;
+}
+function* era_lock(rt: Runtime, mm: MmState, pfn: Pfn): Step {
+  if (mm.era.uses_page_lock) yield* lock_page(rt, mm, pfn);
+}
+function* era_unlock(rt: Runtime, mm: MmState, pfn: Pfn): Step {
+  if (mm.era.uses_page_lock) yield* unlock_page(rt, mm, pfn);
+}
+
+/**
+ * isolate_movable_page(): 0 with the page isolated and an extra reference,
+ * -EBUSY otherwise. Steps: pin the page unless it is being freed, lockless
+ * movable check (a fresh page's owner may still be setting it up with
+ * non-atomic ops, so look before locking), trylock, recheck under the lock
+ * (still owned, not already isolated), ask the driver, mark isolated.
+ */
+export function* isolate_movable_page(
+  rt: Runtime,
+  mm: MmState,
+  pfn: Pfn,
+  mode: number,
+): StepOf<number> {
+  const mem = mm.m.mem;
+  yield* rt.access(OP_ATOMIC, pfn, "refcount");
+  if (mem._refcount[pfn] === 0) return -EBUSY; // being freed
+  mem._refcount[pfn]++;
+  yield* rt.access(OP_READ, pfn, "mapping");
+  if (!__PageMovable(mm, pfn)) {
+    put_page(rt, mm, pfn);
+    return -EBUSY;
+  }
+  if (!(yield* era_trylock(rt, mm, pfn))) {
+    put_page(rt, mm, pfn);
+    return -EBUSY;
+  }
+  const ops = page_movable_ops(mm, pfn);
+  if (ops === null || mm.era.PageIsolated(mem, pfn)) {
+    yield* era_unlock(rt, mm, pfn);
+    put_page(rt, mm, pfn);
+    return -EBUSY;
+  }
+  const ok: unknown = yield* ops.isolate_page(rt, mm, pfn, mode);
+  const broken =
+    typeof ok !== "boolean"
+      ? `isolate_page returned ${String(ok)}, not a boolean`
+      : ok && list_entry_linked(mem, pfn)
+        ? "isolate_page said yes but the page is still on a list (not the driver's page, or not unlinked)"
+        : null;
+  if (broken !== null || !ok) {
+    yield* era_unlock(rt, mm, pfn);
+    put_page(rt, mm, pfn);
+    if (broken !== null) throw new MovableOpsError(ops.name, pfn, broken);
+    return -EBUSY;
+  }
+  VM_BUG_ON_PAGE(mm.era.PageIsolated(mem, pfn), mem, pfn, "isolate_movable_page: isolated twice");
+  mm.era.SetPageIsolated(mem, pfn);
+  yield* era_unlock(rt, mm, pfn);
+  return 0;
+}
+
+/**
+ * putback_movable_page() and the movable half of putback_movable_pages():
+ * give an isolated page back to its driver (or just clear PG_isolated if the
+ * driver released it meanwhile), then drop the isolation reference. The page
+ * is already off the caller's list.
+ */
+export function* putback_movable_page(rt: Runtime, mm: MmState, pfn: Pfn): Step {
+  const mem = mm.m.mem;
+  VM_BUG_ON_PAGE(!mm.era.PageIsolated(mem, pfn), mem, pfn, "putback: movable page not isolated");
+  yield* era_lock(rt, mm, pfn);
+  const ops = page_movable_ops(mm, pfn);
+  if (ops !== null) yield* ops.putback_page(rt, mm, pfn);
+  mm.era.ClearPageIsolated(mem, pfn);
+  yield* era_unlock(rt, mm, pfn);
+  put_page(rt, mm, pfn);
+}
+
+export { era_lock, era_trylock, era_unlock };
