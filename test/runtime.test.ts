@@ -177,3 +177,16 @@ describe("runtime", () => {
     expect(traces[0]).toBe(traces[1]);
   });
 });
+
+describe("runtime: errors", () => {
+  it("runtime: a thread that throws is finished and the error reaches the caller", () => {
+    const e = new Execution({ choose: () => 0 });
+    e.spawn("T", function* (rt) {
+      yield* rt.cond_resched();
+      throw new Error("kernel path failed");
+    });
+    expect(() => e.run((r) => r[0], 10)).toThrow("kernel path failed");
+    expect(e.finished()).toBe(true);
+    expect(e.runnable()).toEqual([]);
+  });
+});

@@ -279,7 +279,15 @@ export class Execution implements Runtime {
     t.started = true;
     this.current = id;
     this.steps++;
-    const r = t.gen.next();
+    let r: IteratorResult<void, void>;
+    try {
+      r = t.gen.next();
+    } catch (e) {
+      // A thread that threw is over; the execution reports the error.
+      t.done = true;
+      this.current = -1;
+      throw e;
+    }
     if (r.done) {
       t.done = true;
       if (t.held.length) {
