@@ -1,3 +1,5 @@
+// list_head over the memory map: insertion order, moves, and CONFIG_DEBUG_LIST-style
+// detection of double deletion and corrupted links.
 import { describe, expect, it } from "vitest";
 import { KernelBug } from "../src/kernel/bug.ts";
 import {
