@@ -154,16 +154,21 @@ export interface CompactControl {
   contended: boolean;
 }
 
-/** A compact_control for `zone` with the kernel's defaults and `opts` on top. */
+/**
+ * A compact_control for `zone` with the kernel's defaults and `opts` on top.
+ * Its two lists come from mm.list_head_pool; give them back with
+ * compact_control_release() when the run is over.
+ */
 export function compact_control(
-  m: Machine,
+  mm: MmState,
   zone: Zone,
   opts: Partial<Omit<CompactControl, "zone" | "freepages" | "migratepages">>,
 ): CompactControl {
+  const list_head = () => mm.list_head_pool.pop() ?? mm.m.mem.alloc_list_head();
   return {
     zone,
-    freepages: m.mem.alloc_list_head(),
-    migratepages: m.mem.alloc_list_head(),
+    freepages: list_head(),
+    migratepages: list_head(),
     nr_freepages: 0,
     nr_migratepages: 0,
     free_pfn: 0,
@@ -184,6 +189,14 @@ export function compact_control(
     contended: false,
     ...opts,
   };
+}
+
+/** The end of a compact_control's life: its (empty) lists go back to the pool. */
+export function compact_control_release(mm: MmState, cc: CompactControl): void {
+  const mem = mm.m.mem;
+  VM_BUG_ON(!list_empty(mem, cc.freepages), "compact_control_release: free pages still isolated");
+  VM_BUG_ON(!list_empty(mem, cc.migratepages), "compact_control_release: sources still isolated");
+  mm.list_head_pool.push(cc.freepages, cc.migratepages);
 }
 
 // ---------------------------------------------------------------------------
@@ -775,7 +788,7 @@ export function* compact_nodes(rt: Runtime, mm: MmState): StepOf<void> {
   for (const zone of m.zones) {
     if (!zone.populated_zone()) continue;
     drain_all_pages(m, zone);
-    const cc = compact_control(m, zone, {
+    const cc = compact_control(mm, zone, {
       order: -1,
       mode: MIGRATE_SYNC,
       ignore_skip_hint: true,
@@ -783,6 +796,7 @@ export function* compact_nodes(rt: Runtime, mm: MmState): StepOf<void> {
       gfp_mask: GFP_KERNEL,
     });
     yield* compact_zone(rt, mm, cc);
+    compact_control_release(mm, cc);
     drain_all_pages(m, zone);
   }
 }
