@@ -28,6 +28,7 @@ import {
 import { MIGRATE_UNMOVABLE, type Zone } from "../src/kernel/mmzone.ts";
 import {
   get_pageblock_migratetype,
+  get_pageblock_skip,
   PageLRU,
   set_pageblock_migratetype,
 } from "../src/kernel/page.ts";
@@ -391,5 +392,47 @@ describe("compaction", () => {
     expect(env.run((rt) => compact_zone(rt, mm, cc))).toBe(COMPACT_SKIPPED);
     compact_control_release(mm, cc);
     expect(z.vm_stat[NR_FREE_PAGES]).toBe(2);
+  });
+
+  it("compaction: skip bits mark scanned-out blocks, later runs honour them, cached positions reset when the scanners meet", () => {
+    const env = mm_env();
+    const { m, mm } = env;
+    const z = zone_of(env);
+    const p = full(env);
+    // The counter case's layout: block 0 holds anon pages at pfns 0 and 1,
+    // block 7 has pfns 4094 and 4095 free, blocks 1..6 are full.
+    for (let pfn = 2; pfn < PB; pfn++) zap_pfn(env, p, pfn);
+    zap_pfn(env, p, NR_PAGES - 2);
+    zap_pfn(env, p, NR_PAGES - 1);
+    drain_all_pages(m, null);
+    const sync_run = (whole_zone: boolean) => {
+      const cc = compact_control(mm, z, { order: -1, mode: MIGRATE_SYNC, whole_zone });
+      const ret = env.run((rt) => compact_zone(rt, mm, cc));
+      compact_control_release(mm, cc);
+      drain_all_pages(m, null);
+      return ret;
+    };
+    const skips = () => Array.from({ length: 8 }, (_, b) => get_pageblock_skip(m.mem, b * PB));
+    // Run 1 (as in the counter case): blocks 0 and 1 gave up pages, so the
+    // migration scanner marks neither; the free scanner scanned blocks 7
+    // (to its end after taking 4094/4095) and 6..2 (each to its end, with a
+    // growing stride) and marks them all.
+    expect(sync_run(true)).toBe(COMPACT_COMPLETE);
+    expect(skips()).toEqual([false, false, true, true, true, true, true, true]);
+    // The scanners met: both cached positions are back at the zone edges.
+    expect(z.compact_cached_migrate_pfn).toEqual([0, 0]);
+    expect(z.compact_cached_free_pfn).toBe(NR_PAGES - PB);
+    // Run 2, from the cached positions with the hints honoured: block 0 is
+    // now free (stepped over, 512 scanned, nothing isolated: marked);
+    // block 1 gives 32 pages, but every candidate target block is marked,
+    // so the free scanner scans nothing and migration fails with -ENOMEM.
+    const before = events(env);
+    sync_run(false);
+    const d = delta(before, events(env));
+    expect(d.free_scanned).toBe(0);
+    expect(d.migrate_scanned).toBe(512 + 32);
+    expect(d.success).toBe(0);
+    expect(skips()[0]).toBe(true);
+    verify_mm(env);
   });
 });
