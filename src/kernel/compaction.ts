@@ -93,6 +93,7 @@ import { drain_all_pages, drain_pages_zone } from "./page_alloc/pcp.ts";
 import {
   __zone_watermark_ok,
   ALLOC_CMA,
+  ALLOC_WMARK_MASK,
   ALLOC_WMARK_MIN,
   zone_watermark_ok,
 } from "./page_alloc/watermark.ts";
@@ -665,7 +666,7 @@ export function compaction_suitable(
  */
 export function compaction_suit_allocation_order(m: Machine, cc: CompactControl): number {
   const zone = cc.zone;
-  const watermark = zone.wmark_pages(cc.alloc_flags & 3);
+  const watermark = zone.wmark_pages(cc.alloc_flags & ALLOC_WMARK_MASK);
   if (zone_watermark_ok(m, zone, cc.order, watermark, cc.highest_zoneidx, cc.alloc_flags))
     return COMPACT_SUCCESS;
   if (!compaction_suitable(m, zone, cc.order, cc.highest_zoneidx)) return COMPACT_SKIPPED;
