@@ -36,6 +36,12 @@ export class MmState {
   /** pfn -> its page lock, created the first time the page is locked. */
   readonly page_locks = new Map<Pfn, Lock>();
   readonly new_lock: NewLock;
+  /**
+   * Empty list_head slots given back by finished users (compaction's
+   * per-run lists live on the kernel stack; the memory map's slots are a
+   * fixed supply, so they are recycled).
+   */
+  readonly list_head_pool: number[] = [];
 
   constructor(m: Machine, era: MovableEra, new_lock: NewLock) {
     this.m = m;

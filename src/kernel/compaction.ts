@@ -1,0 +1,803 @@
+/**
+ * kernel/compaction.ts: models mm/compaction.c (memory compaction), the
+ * parts a full or targeted run needs: compact_zone() with its two scanners,
+ * compact_finished(), compaction_suitable(), the pageblock skip hints and
+ * cached scanner positions, and the /proc/sys/vm/compact_memory trigger
+ * (compact_nodes()). Direct compaction, kcompactd and proactive compaction
+ * are not modelled yet.
+ *
+ * Shape of a run: the migration scanner walks the zone upwards from its
+ * start one pageblock at a time and isolates up to COMPACT_CLUSTER_MAX (32)
+ * movable pages (LRU pages and movable_ops pages); migrate_pages() moves
+ * them into free pages that the free scanner takes, lazily, from pageblocks
+ * walked downwards from the zone end. The run ends when the scanners meet
+ * or, for a targeted order, when a free block of that order exists on a
+ * list the request could use.
+ *
+ * Era: the free scanner follows the pre-v6.10 kernels (and so the v4.8
+ * migration in migrate.ts): every isolated free block is split into order-0
+ * pages, each holding one reference, and compaction_alloc() hands out one
+ * order-0 page at a time.
+ *
+ * Locks: the migration scanner reads PageBuddy and its order without
+ * zone->lock (announced as a lockless read; at worst it steps over the wrong
+ * number of pfns, which only changes what gets scanned); LRU isolation takes
+ * lruvec->lru_lock inside isolate_lru_page(); movable_ops isolation takes the
+ * page lock and the driver's locks inside isolate_movable_page(). The free
+ * scanner works under zone->lock semantics: like the allocator, its work on
+ * a block is plain code between two steps, so nothing interleaves with it.
+ * Invariants: at the end of compact_zone() the migratepages and freepages
+ * lists are empty (every isolated page migrated, put back or released);
+ * cc.nr_freepages equals the length of cc.freepages; isolated free pages
+ * are order-0 allocated pages with refcount 1 that no owner knows about.
+ */
+
+import type { Runtime, StepOf } from "../runtime/runtime.ts";
+import { OP_READ } from "../runtime/runtime.ts";
+import { assert, VM_BUG_ON } from "./bug.ts";
+import { ENOMEM } from "./errno.ts";
+import { GFP_KERNEL, type Gfp, gfp_migratetype } from "./gfp.ts";
+import { list_add, list_add_tail, list_del, list_empty, list_first_entry_or_null } from "./list.ts";
+import type { Machine } from "./machine.ts";
+import {
+  MIGRATE_ASYNC,
+  MIGRATE_SYNC,
+  MR_COMPACTION,
+  migrate_pages,
+  putback_movable_pages,
+} from "./migrate.ts";
+import { isolate_lru_page_to_list, this_cpu } from "./mm/lru.ts";
+import type { MmState } from "./mm/state.ts";
+import {
+  is_migrate_movable,
+  MAX_PAGE_ORDER,
+  MIGRATE_CMA,
+  MIGRATE_HIGHATOMIC,
+  MIGRATE_ISOLATE,
+  MIGRATE_MOVABLE,
+  NR_PAGE_ORDERS,
+  PAGE_ALLOC_COSTLY_ORDER,
+  pageblock_end_pfn,
+  pageblock_start_pfn,
+  type Zone,
+} from "./mmzone.ts";
+import {
+  __PageMovable,
+  ISOLATE_ASYNC_MIGRATE,
+  ISOLATE_UNEVICTABLE,
+  isolate_movable_page,
+} from "./movable_ops.ts";
+import {
+  compound_order,
+  get_pageblock_migratetype,
+  get_pageblock_skip,
+  PAGE_MAPPING_ANON,
+  PAGE_ORDER_MASK,
+  PageBuddy,
+  PageHead,
+  PageLRU,
+  type Pfn,
+  page_mapcount,
+  set_pageblock_migratetype,
+  set_pageblock_skip,
+} from "./page.ts";
+import {
+  __free_pages,
+  COMPACT_NOT_SUITABLE_ZONE,
+  COMPACT_SKIPPED,
+  prep_new_page,
+} from "./page_alloc/alloc.ts";
+import { find_suitable_fallback } from "./page_alloc/fallback.ts";
+import { del_page_from_free_list } from "./page_alloc/free_area.ts";
+import { drain_all_pages, drain_pages_zone } from "./page_alloc/pcp.ts";
+import {
+  __zone_watermark_ok,
+  ALLOC_CMA,
+  ALLOC_WMARK_MASK,
+  ALLOC_WMARK_MIN,
+  zone_watermark_ok,
+} from "./page_alloc/watermark.ts";
+import { fragmentation_index } from "./procfs.ts";
+import {
+  COMPACTFREE_SCANNED,
+  COMPACTISOLATED,
+  COMPACTMIGRATE_SCANNED,
+  NR_FREE_PAGES,
+} from "./vmstat_items.ts";
+
+/** Pages isolated per round, and the scanners' lock-drop interval. */
+export const COMPACT_CLUSTER_MAX = 32;
+
+// enum compact_result, continued from page_alloc/alloc.ts (order matters).
+export { COMPACT_NOT_SUITABLE_ZONE, COMPACT_SKIPPED };
+export const COMPACT_NO_SUITABLE_PAGE = 3;
+export const COMPACT_CONTINUE = 4;
+export const COMPACT_COMPLETE = 5;
+export const COMPACT_PARTIAL_SKIPPED = 6;
+export const COMPACT_CONTENDED = 7;
+export const COMPACT_SUCCESS = 8;
+
+// isolate_migrate_t
+export const ISOLATE_ABORT = 0;
+export const ISOLATE_NONE = 1;
+export const ISOLATE_SUCCESS = 2;
+
+/** compact_gap(): free pages beyond the watermark a run needs as targets. */
+export function compact_gap(order: number): number {
+  return 2 << order;
+}
+
+/** struct compact_control (mm/internal.h), the fields pagesim uses. */
+export interface CompactControl {
+  zone: Zone;
+  /** Isolated free pages (order 0, refcount 1): a list_head slot. */
+  freepages: number;
+  /** Isolated source pages: a list_head slot. */
+  migratepages: number;
+  nr_freepages: number;
+  nr_migratepages: number;
+  free_pfn: Pfn;
+  migrate_pfn: Pfn;
+  total_migrate_scanned: number;
+  total_free_scanned: number;
+  gfp_mask: Gfp;
+  /** Target order; -1 compacts the whole zone. */
+  order: number;
+  migratetype: number;
+  alloc_flags: number;
+  highest_zoneidx: number;
+  mode: number;
+  ignore_skip_hint: boolean;
+  no_set_skip_hint: boolean;
+  ignore_block_suitable: boolean;
+  direct_compaction: boolean;
+  whole_zone: boolean;
+  contended: boolean;
+}
+
+/**
+ * A compact_control for `zone` with the kernel's defaults and `opts` on top.
+ * Its two lists come from mm.list_head_pool; give them back with
+ * compact_control_release() when the run is over.
+ */
+export function compact_control(
+  mm: MmState,
+  zone: Zone,
+  opts: Partial<Omit<CompactControl, "zone" | "freepages" | "migratepages">>,
+): CompactControl {
+  const list_head = () => mm.list_head_pool.pop() ?? mm.m.mem.alloc_list_head();
+  return {
+    zone,
+    freepages: list_head(),
+    migratepages: list_head(),
+    nr_freepages: 0,
+    nr_migratepages: 0,
+    free_pfn: 0,
+    migrate_pfn: 0,
+    total_migrate_scanned: 0,
+    total_free_scanned: 0,
+    gfp_mask: GFP_KERNEL,
+    order: -1,
+    migratetype: 0,
+    alloc_flags: ALLOC_WMARK_MIN,
+    highest_zoneidx: zone.zone_idx,
+    mode: MIGRATE_SYNC,
+    ignore_skip_hint: false,
+    no_set_skip_hint: false,
+    ignore_block_suitable: false,
+    direct_compaction: false,
+    whole_zone: false,
+    contended: false,
+    ...opts,
+  };
+}
+
+/** The end of a compact_control's life: its (empty) lists go back to the pool. */
+export function compact_control_release(mm: MmState, cc: CompactControl): void {
+  const mem = mm.m.mem;
+  VM_BUG_ON(!list_empty(mem, cc.freepages), "compact_control_release: free pages still isolated");
+  VM_BUG_ON(!list_empty(mem, cc.migratepages), "compact_control_release: sources still isolated");
+  mm.list_head_pool.push(cc.freepages, cc.migratepages);
+}
+
+// ---------------------------------------------------------------------------
+// Skip hints and cached positions
+
+/** isolation_suitable(): may the scanners look at this pageblock? */
+function isolation_suitable(m: Machine, cc: CompactControl, pfn: Pfn): boolean {
+  return cc.ignore_skip_hint || !get_pageblock_skip(m.mem, pfn);
+}
+
+/** reset_cached_positions(): both scanners start again from the zone edges. */
+export function reset_cached_positions(m: Machine, zone: Zone): void {
+  zone.compact_cached_migrate_pfn[0] = zone.zone_start_pfn;
+  zone.compact_cached_migrate_pfn[1] = zone.zone_start_pfn;
+  zone.compact_cached_free_pfn = pageblock_start_pfn(m.mem, zone.zone_end_pfn - 1);
+}
+
+/**
+ * update_cached_migrate(): the migration scanner finished with the block
+ * holding `pfn`; later runs start past it. Like the kernel this rounds up
+ * to the end of the block *containing* pfn, so an aligned end pfn moves the
+ * cache one block further than the block just finished.
+ */
+function update_cached_migrate(m: Machine, cc: CompactControl, pfn: Pfn): void {
+  if (cc.no_set_skip_hint) return;
+  const zone = cc.zone;
+  const end = pageblock_end_pfn(m.mem, pfn);
+  if (end > zone.compact_cached_migrate_pfn[0]) zone.compact_cached_migrate_pfn[0] = end;
+  if (cc.mode !== MIGRATE_ASYNC && end > zone.compact_cached_migrate_pfn[1])
+    zone.compact_cached_migrate_pfn[1] = end;
+}
+
+/** update_pageblock_skip(): the free scanner emptied a block; mark it, lower the cache. */
+function update_pageblock_skip(m: Machine, cc: CompactControl, block: Pfn, pfn: Pfn): void {
+  if (cc.no_set_skip_hint) return;
+  set_pageblock_skip(m.mem, block);
+  if (pfn < cc.zone.compact_cached_free_pfn) cc.zone.compact_cached_free_pfn = pfn;
+}
+
+/** pageblock_pfn_to_page() reduced to: does the block [start, end) lie in the zone? */
+function pageblock_in_zone(zone: Zone, start: Pfn, end: Pfn): boolean {
+  return start >= zone.zone_start_pfn && end <= zone.zone_end_pfn;
+}
+
+// ---------------------------------------------------------------------------
+// Migration scanner
+
+/**
+ * suitable_migration_source(): async direct compaction only takes pages from
+ * blocks of the request's kind (MOVABLE or CMA for a movable request), so
+ * that it does not spread movable targets into unmovable blocks' worth of
+ * work; every other caller takes any block.
+ */
+export function suitable_migration_source(m: Machine, cc: CompactControl, pfn: Pfn): boolean {
+  if (cc.mode !== MIGRATE_ASYNC || !cc.direct_compaction) return true;
+  const mt = get_pageblock_migratetype(m.mem, pfn);
+  if (cc.migratetype === MIGRATE_MOVABLE) return is_migrate_movable(mt);
+  return mt === cc.migratetype;
+}
+
+/**
+ * isolate_migratepages_block(): scan [low_pfn, end_pfn) of one pageblock and
+ * move up to COMPACT_CLUSTER_MAX movable pages onto cc.migratepages. Free
+ * blocks are stepped over by their order, read without zone->lock.
+ */
+function* isolate_migratepages_block(
+  rt: Runtime,
+  mm: MmState,
+  cc: CompactControl,
+  low_pfn: Pfn,
+  end_pfn: Pfn,
+  isolate_mode: number,
+): StepOf<void> {
+  const m = mm.m;
+  const mem = m.mem;
+  let nr_scanned = 0;
+  let nr_isolated = 0;
+  cc.migrate_pfn = low_pfn;
+  for (; low_pfn < end_pfn; low_pfn++) {
+    if (low_pfn % COMPACT_CLUSTER_MAX === 0) yield* rt.cond_resched();
+    nr_scanned++;
+    // Lockless: the block may be allocated or merged meanwhile. At worst we
+    // skip a wrong number of pfns; nothing is taken without a recheck.
+    yield* rt.access(OP_READ, low_pfn, "PageBuddy");
+    if (PageBuddy(mem, low_pfn)) {
+      const order = mem.page_private[low_pfn];
+      if (order > 0 && order <= MAX_PAGE_ORDER) {
+        low_pfn += (1 << order) - 1;
+        nr_scanned += (1 << order) - 1;
+      }
+      continue;
+    }
+    if (PageHead(mem, low_pfn)) {
+      // Compound pages are not migrated by this model: step over them.
+      const n = 1 << compound_order(mem, low_pfn);
+      low_pfn += n - 1;
+      nr_scanned += n - 1;
+      continue;
+    }
+    let isolated = false;
+    if (!PageLRU(mem, low_pfn)) {
+      if (__PageMovable(mm, low_pfn) && !mm.era.PageIsolated(mem, low_pfn)) {
+        if ((yield* isolate_movable_page(rt, mm, low_pfn, isolate_mode)) === 0) {
+          list_add(mem, low_pfn, cc.migratepages);
+          isolated = true;
+        }
+      }
+    } else if (!anon_page_pinned(mm, low_pfn)) {
+      isolated = (yield* isolate_lru_page_to_list(rt, mm, low_pfn, cc.migratepages)) === 0;
+    }
+    if (!isolated) continue;
+    cc.nr_migratepages++;
+    nr_isolated++;
+    if (cc.nr_migratepages >= COMPACT_CLUSTER_MAX) {
+      low_pfn++;
+      break;
+    }
+  }
+  if (low_pfn > end_pfn) low_pfn = end_pfn;
+  // A block scanned to its end without yielding anything is marked skip.
+  if (low_pfn === end_pfn && nr_isolated === 0) {
+    if (!cc.no_set_skip_hint) set_pageblock_skip(mem, end_pfn - 1);
+    update_cached_migrate(m, cc, low_pfn);
+  }
+  cc.total_migrate_scanned += nr_scanned;
+  m.vm_events[COMPACTISOLATED] += nr_isolated;
+  cc.migrate_pfn = low_pfn;
+}
+
+/**
+ * The scanner's pin pre-check: an anonymous page with more references than
+ * mappings is pinned (GUP) and would fail migration; leave it alone. File
+ * pages are not checked here (their extra references show in migration).
+ * Lockless; at worst a page pinned or unpinned meanwhile is judged wrongly,
+ * and migration's refcount check under the page lock decides.
+ */
+function anon_page_pinned(mm: MmState, pfn: Pfn): boolean {
+  const mem = mm.m.mem;
+  if (!(mem.mapping[pfn] & PAGE_MAPPING_ANON)) return false;
+  return mem._refcount[pfn] > page_mapcount(mem, pfn);
+}
+
+/**
+ * isolate_migratepages(): find the next pageblock to take sources from,
+ * walking up from cc.migrate_pfn while the block lies below the free
+ * scanner, and isolate from it.
+ */
+function* isolate_migratepages(rt: Runtime, mm: MmState, cc: CompactControl): StepOf<number> {
+  const m = mm.m;
+  const mem = m.mem;
+  const zone = cc.zone;
+  const nr = 1 << mem.pageblock_order;
+  let isolate_mode = m.sysctl.compact_unevictable_allowed ? ISOLATE_UNEVICTABLE : 0;
+  if (cc.mode !== MIGRATE_SYNC) isolate_mode |= ISOLATE_ASYNC_MIGRATE;
+  let low_pfn = cc.migrate_pfn;
+  let block_start = Math.max(pageblock_start_pfn(mem, low_pfn), zone.zone_start_pfn);
+  let block_end = pageblock_end_pfn(mem, low_pfn);
+  for (; block_end <= cc.free_pfn; ) {
+    cc.migrate_pfn = low_pfn;
+    const at_block_start = low_pfn === block_start;
+    if (
+      pageblock_in_zone(zone, block_start, block_end) &&
+      !(at_block_start && !isolation_suitable(m, cc, block_start))
+    ) {
+      if (!suitable_migration_source(m, cc, block_start)) {
+        update_cached_migrate(m, cc, block_end);
+      } else {
+        yield* isolate_migratepages_block(rt, mm, cc, low_pfn, block_end, isolate_mode);
+        break;
+      }
+    }
+    low_pfn = block_end;
+    block_start = block_end;
+    block_end += nr;
+    cc.migrate_pfn = low_pfn;
+  }
+  return cc.nr_migratepages ? ISOLATE_SUCCESS : ISOLATE_NONE;
+}
+
+// ---------------------------------------------------------------------------
+// Free scanner
+
+/**
+ * suitable_migration_target(): a block is a target if it is MOVABLE (or CMA)
+ * and does not already start with a free block big enough for the request.
+ */
+export function suitable_migration_target(m: Machine, cc: CompactControl, pfn: Pfn): boolean {
+  const mem = m.mem;
+  if (PageBuddy(mem, pfn)) {
+    const min_order = cc.order <= 0 ? mem.pageblock_order : cc.order;
+    if (mem.page_private[pfn] >= min_order) return false;
+  }
+  if (cc.ignore_block_suitable) return true;
+  return is_migrate_movable(get_pageblock_migratetype(mem, pfn));
+}
+
+/**
+ * __isolate_free_page() (page_alloc.c): take a free block off its list if
+ * the zone stays above its min watermark by the block's size; a block of at
+ * least half a pageblock turns its pageblocks MOVABLE. Returns the pages
+ * taken, or 0. The block keeps refcount 0 and is no longer PageBuddy.
+ * Caller holds zone->lock.
+ */
+export function __isolate_free_page(m: Machine, zone: Zone, pfn: Pfn, order: number): number {
+  const mem = m.mem;
+  const mt = get_pageblock_migratetype(mem, pfn);
+  if (mt !== MIGRATE_ISOLATE) {
+    const watermark = zone.min_wmark_pages() + (1 << order);
+    if (!zone_watermark_ok(m, zone, 0, watermark, 0, ALLOC_CMA)) return 0;
+  }
+  del_page_from_free_list(mem, zone, pfn, order, mt);
+  if (order >= mem.pageblock_order - 1) {
+    const end = pfn + (1 << order);
+    for (let p = pfn; p < end; p += 1 << mem.pageblock_order) {
+      const bmt = get_pageblock_migratetype(mem, p);
+      if (bmt === MIGRATE_ISOLATE || bmt === MIGRATE_CMA || bmt === MIGRATE_HIGHATOMIC) continue;
+      set_pageblock_migratetype(mem, p, MIGRATE_MOVABLE);
+    }
+  }
+  return 1 << order;
+}
+
+/**
+ * split_page() (page_alloc.c): an allocated non-compound block of `order`
+ * becomes 1 << order order-0 pages, each with its own reference.
+ */
+export function split_page(m: Machine, pfn: Pfn, order: number): void {
+  const mem = m.mem;
+  VM_BUG_ON(mem._refcount[pfn] !== 1, "split_page: head must hold exactly one reference");
+  for (let p = pfn; p < pfn + (1 << order); p++) {
+    mem._refcount[p] = 1;
+    mem.flags[p] &= ~PAGE_ORDER_MASK;
+  }
+}
+
+/**
+ * isolate_freepages_block(): take free blocks in [start, end_pfn) visiting
+ * every `stride`th pfn, until the free pages cover the isolated sources.
+ * Returns the pfn where the scan stopped. Runs under zone->lock.
+ */
+function isolate_freepages_block(
+  m: Machine,
+  cc: CompactControl,
+  start: Pfn,
+  end_pfn: Pfn,
+  stride: number,
+): Pfn {
+  const mem = m.mem;
+  let nr_scanned = 0;
+  let total_isolated = 0;
+  let blockpfn = start;
+  for (; blockpfn < end_pfn; blockpfn += stride) {
+    nr_scanned++;
+    if (PageHead(mem, blockpfn)) {
+      const n = 1 << compound_order(mem, blockpfn);
+      if (blockpfn + n <= end_pfn) {
+        blockpfn += n - 1;
+        nr_scanned += n - 1;
+      }
+      continue;
+    }
+    if (!PageBuddy(mem, blockpfn)) continue;
+    const order = mem.page_private[blockpfn];
+    const isolated = __isolate_free_page(m, cc.zone, blockpfn, order);
+    if (!isolated) break;
+    mem.page_private[blockpfn] = order;
+    nr_scanned += isolated - 1;
+    total_isolated += isolated;
+    cc.nr_freepages += isolated;
+    list_add_tail(mem, blockpfn, cc.freepages);
+    if (cc.nr_migratepages <= cc.nr_freepages) {
+      blockpfn += isolated;
+      break;
+    }
+    blockpfn += isolated - 1;
+  }
+  if (blockpfn > end_pfn) blockpfn = end_pfn;
+  cc.total_free_scanned += nr_scanned;
+  m.vm_events[COMPACTISOLATED] += total_isolated;
+  return blockpfn;
+}
+
+/**
+ * split_map_pages(): every isolated block (order in page_private) is made an
+ * allocated block and split into order-0 pages, each with one reference,
+ * listed on cc.freepages.
+ */
+function split_map_pages(m: Machine, cc: CompactControl): void {
+  const mem = m.mem;
+  const blocks: Pfn[] = [];
+  for (let p = list_first_entry_or_null(mem, cc.freepages); p >= 0; ) {
+    blocks.push(p);
+    const next = mem.lru_next[p];
+    p = next === cc.freepages ? -1 : next;
+  }
+  for (const pfn of blocks) {
+    const order = mem.page_private[pfn];
+    list_del(mem, pfn);
+    prep_new_page(m, pfn, order, 0);
+    split_page(m, pfn, order);
+    for (let p = pfn; p < pfn + (1 << order); p++) list_add_tail(mem, p, cc.freepages);
+  }
+}
+
+/**
+ * isolate_freepages(): walk pageblocks down from cc.free_pfn, above the
+ * migration scanner's block, and isolate free pages from target blocks
+ * until they cover the isolated sources. Scanning a block to its end marks
+ * it skip. The fast free-list search of v5.1+ is not modelled.
+ */
+export function isolate_freepages(m: Machine, cc: CompactControl): void {
+  const mem = m.mem;
+  const zone = cc.zone;
+  const nr = 1 << mem.pageblock_order;
+  let isolate_start_pfn = cc.free_pfn;
+  let block_start = pageblock_start_pfn(mem, cc.free_pfn);
+  let block_end = Math.min(block_start + nr, zone.zone_end_pfn);
+  const low_pfn = pageblock_end_pfn(mem, cc.migrate_pfn);
+  let stride = cc.mode === MIGRATE_ASYNC ? COMPACT_CLUSTER_MAX : 1;
+  for (; block_start >= low_pfn; ) {
+    if (
+      pageblock_in_zone(zone, block_start, block_end) &&
+      suitable_migration_target(m, cc, block_start) &&
+      isolation_suitable(m, cc, block_start)
+    ) {
+      const before = cc.nr_freepages;
+      isolate_start_pfn = isolate_freepages_block(m, cc, isolate_start_pfn, block_end, stride);
+      if (isolate_start_pfn === block_end)
+        update_pageblock_skip(m, cc, block_start, block_start - nr);
+      if (cc.nr_freepages >= cc.nr_migratepages) {
+        if (isolate_start_pfn >= block_end) isolate_start_pfn = block_start - nr;
+        break;
+      }
+      if (isolate_start_pfn < block_end) break;
+      stride = cc.nr_freepages > before ? 1 : Math.min(COMPACT_CLUSTER_MAX, stride * 2);
+    }
+    block_end = block_start;
+    block_start -= nr;
+    isolate_start_pfn = block_start;
+  }
+  cc.free_pfn = isolate_start_pfn;
+  split_map_pages(m, cc);
+}
+
+/** compaction_alloc(): migration's new_page callback: one isolated free page, or -1. */
+function compaction_alloc(m: Machine, cc: CompactControl): Pfn {
+  const mem = m.mem;
+  if (list_empty(mem, cc.freepages)) {
+    if (!cc.contended) isolate_freepages(m, cc);
+    if (list_empty(mem, cc.freepages)) return -1;
+  }
+  const pfn = list_first_entry_or_null(mem, cc.freepages);
+  list_del(mem, pfn);
+  cc.nr_freepages--;
+  return pfn;
+}
+
+/** compaction_free(): migration's put_new_page callback: keep the unused target. */
+function compaction_free(m: Machine, cc: CompactControl, pfn: Pfn): void {
+  list_add(m.mem, pfn, cc.freepages);
+  cc.nr_freepages++;
+}
+
+/** release_freepages(): free every unused target; returns the highest pfn, or 0. */
+function release_freepages(rt: Runtime, m: Machine, cc: CompactControl): Pfn {
+  const mem = m.mem;
+  let high = 0;
+  const cpu = this_cpu(rt, m);
+  for (let p = list_first_entry_or_null(mem, cc.freepages); p >= 0; ) {
+    list_del(mem, p);
+    if (p > high) high = p;
+    __free_pages(m, cpu, p, 0);
+    p = list_first_entry_or_null(mem, cc.freepages);
+  }
+  cc.nr_freepages = 0;
+  return high;
+}
+
+// ---------------------------------------------------------------------------
+// Ending a run, suitability
+
+/** compact_scanners_met(): the free scanner reached the migration scanner's block. */
+function compact_scanners_met(m: Machine, cc: CompactControl): boolean {
+  const o = m.mem.pageblock_order;
+  return cc.free_pfn >> o <= cc.migrate_pfn >> o;
+}
+
+/** __compact_finished(): may the run stop, and how did it end? */
+function __compact_finished(m: Machine, cc: CompactControl): number {
+  const zone = cc.zone;
+  const mem = m.mem;
+  if (compact_scanners_met(m, cc)) {
+    reset_cached_positions(m, zone);
+    if (cc.direct_compaction) zone.compact_blockskip_flush = true;
+    return cc.whole_zone ? COMPACT_COMPLETE : COMPACT_PARTIAL_SKIPPED;
+  }
+  if (cc.order === -1) return COMPACT_CONTINUE;
+  if (cc.migrate_pfn & ((1 << mem.pageblock_order) - 1)) return COMPACT_CONTINUE;
+  let ret = COMPACT_NO_SUITABLE_PAGE;
+  for (let order = cc.order; order < NR_PAGE_ORDERS; order++) {
+    if (list_first_entry_or_null(mem, zone.free_list(order, cc.migratetype)) >= 0) {
+      ret = COMPACT_SUCCESS;
+      break;
+    }
+    if (
+      cc.migratetype === MIGRATE_MOVABLE &&
+      list_first_entry_or_null(mem, zone.free_list(order, MIGRATE_CMA)) >= 0
+    ) {
+      ret = COMPACT_SUCCESS;
+      break;
+    }
+    if (find_suitable_fallback(m, zone, order, cc.migratetype, true) >= 0) {
+      ret = COMPACT_SUCCESS;
+      break;
+    }
+  }
+  return cc.contended ? COMPACT_CONTENDED : ret;
+}
+
+/** compact_finished(): __compact_finished() with "no suitable page yet" meaning go on. */
+export function compact_finished(m: Machine, cc: CompactControl): number {
+  const ret = __compact_finished(m, cc);
+  return ret === COMPACT_NO_SUITABLE_PAGE ? COMPACT_CONTINUE : ret;
+}
+
+/**
+ * __compaction_suitable(): enough free order-0 pages above the watermark
+ * for the run's targets (compact_gap), the low watermark for costly orders.
+ */
+export function __compaction_suitable(
+  m: Machine,
+  zone: Zone,
+  order: number,
+  highest_zoneidx: number,
+  free_pages: number,
+): boolean {
+  const watermark =
+    (order > PAGE_ALLOC_COSTLY_ORDER ? zone.low_wmark_pages() : zone.min_wmark_pages()) +
+    compact_gap(order);
+  return __zone_watermark_ok(m, zone, 0, watermark, highest_zoneidx, ALLOC_CMA, free_pages);
+}
+
+/**
+ * compaction_suitable(): __compaction_suitable(), and for costly orders a
+ * fragmentation index above sysctl extfrag_threshold (a low index means the
+ * request fails for lack of memory, which compaction cannot fix).
+ */
+export function compaction_suitable(
+  m: Machine,
+  zone: Zone,
+  order: number,
+  highest_zoneidx: number,
+): boolean {
+  if (!__compaction_suitable(m, zone, order, highest_zoneidx, zone.vm_stat[NR_FREE_PAGES]))
+    return false;
+  if (order > PAGE_ALLOC_COSTLY_ORDER) {
+    const fragindex = fragmentation_index(zone, order);
+    if (fragindex >= 0 && fragindex <= m.sysctl.extfrag_threshold) return false;
+  }
+  return true;
+}
+
+/**
+ * compaction_suit_allocation_order(): SUCCESS if the allocation would
+ * already succeed, SKIPPED if compaction cannot help, else CONTINUE.
+ */
+export function compaction_suit_allocation_order(m: Machine, cc: CompactControl): number {
+  const zone = cc.zone;
+  const watermark = zone.wmark_pages(cc.alloc_flags & ALLOC_WMARK_MASK);
+  if (zone_watermark_ok(m, zone, cc.order, watermark, cc.highest_zoneidx, cc.alloc_flags))
+    return COMPACT_SUCCESS;
+  if (!compaction_suitable(m, zone, cc.order, cc.highest_zoneidx)) return COMPACT_SKIPPED;
+  return COMPACT_CONTINUE;
+}
+
+// ---------------------------------------------------------------------------
+// The run
+
+/** Where the scanners start: the zone edges, or the cached positions. */
+function compact_zone_start(m: Machine, cc: CompactControl): void {
+  const zone = cc.zone;
+  const start = zone.zone_start_pfn;
+  const end = zone.zone_end_pfn;
+  if (cc.whole_zone) {
+    cc.migrate_pfn = start;
+    cc.free_pfn = pageblock_start_pfn(m.mem, end - 1);
+    return;
+  }
+  const sync = cc.mode !== MIGRATE_ASYNC ? 1 : 0;
+  cc.migrate_pfn = zone.compact_cached_migrate_pfn[sync];
+  cc.free_pfn = zone.compact_cached_free_pfn;
+  if (cc.free_pfn < start || cc.free_pfn >= end) {
+    cc.free_pfn = pageblock_start_pfn(m.mem, end - 1);
+    zone.compact_cached_free_pfn = cc.free_pfn;
+  }
+  if (cc.migrate_pfn < start || cc.migrate_pfn >= end) {
+    cc.migrate_pfn = start;
+    zone.compact_cached_migrate_pfn[0] = start;
+    zone.compact_cached_migrate_pfn[1] = start;
+  }
+  if (cc.migrate_pfn <= zone.compact_init_migrate_pfn) cc.whole_zone = true;
+}
+
+/**
+ * compact_zone(): run the scanners until compact_finished() says stop.
+ * Returns the compact_result. Counts COMPACTMIGRATE_SCANNED and
+ * COMPACTFREE_SCANNED at the end (COMPACTISOLATED as it goes).
+ */
+export function* compact_zone(rt: Runtime, mm: MmState, cc: CompactControl): StepOf<number> {
+  const m = mm.m;
+  const mem = m.mem;
+  const zone = cc.zone;
+  cc.total_migrate_scanned = 0;
+  cc.total_free_scanned = 0;
+  cc.nr_migratepages = 0;
+  cc.nr_freepages = 0;
+  cc.migratetype = gfp_migratetype(cc.gfp_mask);
+  if (cc.order !== -1) {
+    const r = compaction_suit_allocation_order(m, cc);
+    if (r !== COMPACT_CONTINUE) return r;
+  }
+  compact_zone_start(m, cc);
+  let last_migrated_pfn = 0;
+  let update_cached =
+    cc.mode === MIGRATE_ASYNC &&
+    zone.compact_cached_migrate_pfn[0] === zone.compact_cached_migrate_pfn[1];
+  let ret: number;
+  const alloc = () => compaction_alloc(m, cc);
+  const free = (pfn: Pfn) => compaction_free(m, cc, pfn);
+  let rounds = 0;
+  while ((ret = compact_finished(m, cc)) === COMPACT_CONTINUE) {
+    assert(++rounds <= zone.spanned_pages + 16, "compact_zone: rounds bounded by the zone size");
+    const isolated = yield* isolate_migratepages(rt, mm, cc);
+    if (isolated === ISOLATE_NONE) {
+      if (update_cached) zone.compact_cached_migrate_pfn[1] = zone.compact_cached_migrate_pfn[0];
+    } else {
+      update_cached = false;
+      last_migrated_pfn = Math.max(
+        zone.zone_start_pfn,
+        pageblock_start_pfn(mem, cc.migrate_pfn - 1),
+      );
+      const err = yield* migrate_pages(
+        rt,
+        mm,
+        cc.migratepages,
+        alloc,
+        free,
+        cc.mode,
+        MR_COMPACTION,
+      );
+      cc.nr_migratepages = 0;
+      if (err) {
+        yield* putback_movable_pages(rt, mm, cc.migratepages);
+        if (err === -ENOMEM && !compact_scanners_met(m, cc)) {
+          ret = COMPACT_CONTENDED;
+          break;
+        }
+      }
+    }
+    // check_drain: the scanner left the order-aligned block it migrated
+    // from; flush this CPU's pcp so the freed pages can merge.
+    if (cc.order > 0 && last_migrated_pfn) {
+      const block = cc.migrate_pfn & ~((1 << cc.order) - 1);
+      if (last_migrated_pfn < block) {
+        drain_pages_zone(m, this_cpu(rt, m), zone);
+        last_migrated_pfn = 0;
+      }
+    }
+  }
+  if (cc.nr_freepages > 0) {
+    const free_pfn = pageblock_start_pfn(mem, release_freepages(rt, m, cc));
+    if (free_pfn > zone.compact_cached_free_pfn) zone.compact_cached_free_pfn = free_pfn;
+  }
+  m.vm_events[COMPACTMIGRATE_SCANNED] += cc.total_migrate_scanned;
+  m.vm_events[COMPACTFREE_SCANNED] += cc.total_free_scanned;
+  VM_BUG_ON(!list_empty(mem, cc.migratepages), "compact_zone: sources left isolated");
+  return ret;
+}
+
+/**
+ * compact_nodes(): what a write to /proc/sys/vm/compact_memory does: every
+ * populated zone gets a full synchronous compaction (order -1, MIGRATE_SYNC,
+ * skip hints ignored, zone edge to zone edge). pagesim drains every CPU's
+ * pcp lists before and after each zone so that the freed source pages reach
+ * the buddy lists and merge (see the README's Fidelity section).
+ */
+export function* compact_nodes(rt: Runtime, mm: MmState): StepOf<void> {
+  const m = mm.m;
+  for (const zone of m.zones) {
+    if (!zone.populated_zone()) continue;
+    drain_all_pages(m, zone);
+    const cc = compact_control(mm, zone, {
+      order: -1,
+      mode: MIGRATE_SYNC,
+      ignore_skip_hint: true,
+      whole_zone: true,
+      gfp_mask: GFP_KERNEL,
+    });
+    yield* compact_zone(rt, mm, cc);
+    compact_control_release(mm, cc);
+    drain_all_pages(m, zone);
+  }
+}
