@@ -11,14 +11,25 @@ import { era2016 } from "../src/kernel/eras/era2016.ts";
 import { do_anonymous_page, mm_new_process, zap_anon_page } from "../src/kernel/mm/owner.ts";
 import { MmState } from "../src/kernel/mm/state.ts";
 import { drain_all_pages } from "../src/kernel/page_alloc/pcp.ts";
-import { PGMIGRATE_SUCCESS } from "../src/kernel/vmstat_items.ts";
+import {
+  COMPACTFREE_SCANNED,
+  COMPACTMIGRATE_SCANNED,
+  PGMIGRATE_SUCCESS,
+} from "../src/kernel/vmstat_items.ts";
 import { Execution } from "../src/runtime/execution.ts";
 import type { Benchmark, Metrics } from "./types.ts";
 import { time_s } from "./types.ts";
 
 const GiB = 1024 ** 3;
 
-function compaction_run(gib: number): { seconds: number; migrated: number } {
+interface CompactionRun {
+  seconds: number;
+  migrated: number;
+  migrate_scanned: number;
+  free_scanned: number;
+}
+
+function compaction_run(gib: number): CompactionRun {
   const m = boot({ mem_bytes: gib * GiB, layout: "normal", nr_cpus: 2 });
   const e = new Execution({ choose: () => 0 });
   const mm = new MmState(m, era2016, (c, k) => e.new_lock(c, k));
@@ -30,10 +41,16 @@ function compaction_run(gib: number): { seconds: number; migrated: number } {
   });
   e.run((r) => r[0], Number.MAX_SAFE_INTEGER);
   drain_all_pages(m, null);
-  const before = m.vm_events[PGMIGRATE_SUCCESS];
+  const ev = m.vm_events;
+  const before = [ev[PGMIGRATE_SUCCESS], ev[COMPACTMIGRATE_SCANNED], ev[COMPACTFREE_SCANNED]];
   e.spawn("compact", (rt) => compact_nodes(rt, mm));
   const seconds = time_s(() => e.run((r) => r[0], Number.MAX_SAFE_INTEGER));
-  return { seconds, migrated: m.vm_events[PGMIGRATE_SUCCESS] - before };
+  return {
+    seconds,
+    migrated: ev[PGMIGRATE_SUCCESS] - before[0],
+    migrate_scanned: ev[COMPACTMIGRATE_SCANNED] - before[1],
+    free_scanned: ev[COMPACTFREE_SCANNED] - before[2],
+  };
 }
 
 export const compaction_benchmarks: Benchmark[] = [
@@ -45,6 +62,13 @@ export const compaction_benchmarks: Benchmark[] = [
       return {
         [`compaction_${gib}gib_wall_seconds`]: { value: r.seconds, unit: "s" },
         compaction_pages_migrated_per_sec: { value: r.migrated / r.seconds, unit: "pages/s" },
+        // Pages each scanner walked over (compact_migrate_scanned and
+        // compact_free_scanned) per second of the whole run.
+        compaction_migrate_scan_pages_per_sec: {
+          value: r.migrate_scanned / r.seconds,
+          unit: "pages/s",
+        },
+        compaction_free_scan_pages_per_sec: { value: r.free_scanned / r.seconds, unit: "pages/s" },
       };
     },
   },
