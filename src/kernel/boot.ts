@@ -12,8 +12,8 @@
  * other early allocations (page tables, per-cpu areas, ACPI) are left out.
  */
 
+import { reset_cached_positions } from "./compaction.ts";
 import { verify_machine } from "./debug_vm.ts";
-import { list_count_nodes } from "./list.ts";
 import { default_sysctl, Machine, type Sysctl } from "./machine.ts";
 import {
   MAX_NR_ZONES,
@@ -31,7 +31,7 @@ import {
   Zone,
   zone_names,
 } from "./mmzone.ts";
-import { MemMap, PAGE_SHIFT, PAGE_SIZE, PG_reserved, set_pageblock_migratetype } from "./page.ts";
+import { MemMap, PAGE_SIZE, PG_reserved, set_pageblock_migratetype } from "./page.ts";
 import { alloc_flags_nofragment } from "./page_alloc/alloc.ts";
 import { FPI_TO_TAIL, free_one_page } from "./page_alloc/free_area.ts";
 import { zone_set_pageset_high_and_batch } from "./page_alloc/pcp.ts";
@@ -254,7 +254,7 @@ export function boot(cfg: MachineConfig): Machine {
     m.nofragment.push(alloc_flags_nofragment(m, m.zonelists[hz][0], 0));
   }
 
-  memmap_init(m, ram, min_pfn);
+  memmap_init(m);
   const reserved = memblock_reservations(layout, cfg, ram, max_pfn);
   memblock_free_all(m, ram, reserved, min_pfn);
   // build_all_zonelists(): too few pages to group by mobility (fewer than a
@@ -267,22 +267,18 @@ export function boot(cfg: MachineConfig): Machine {
   ) {
     m.sysctl.page_group_by_mobility_disabled = true;
   }
+  // The compaction scanners start from the zone edges.
+  for (const zone of m.populated) reset_cached_positions(m, zone);
   // page_alloc_init_late(): watermarks and pagesets once managed pages are known.
-  for (const zone of m.zones) {
-    zone.compact_cached_free_pfn = pageblock_start_of_last(zone, pageblock_order);
-    zone.compact_cached_migrate_pfn[0] = zone.zone_start_pfn;
-    zone.compact_cached_migrate_pfn[1] = zone.zone_start_pfn;
-  }
   init_per_zone_wmark_min(m);
   for (const zone of m.zones) zone_set_pageset_high_and_batch(m, zone);
-  // CONFIG_DEBUG_VM: check the whole state after every allocation and free.
-  if (m.debug_vm) m.verify = verify_machine;
+  // CONFIG_DEBUG_VM: check the booted state, then the whole state after
+  // every allocation and free.
+  if (m.debug_vm) {
+    verify_machine(m);
+    m.verify = verify_machine;
+  }
   return m;
-}
-
-function pageblock_start_of_last(zone: Zone, pageblock_order: number): number {
-  if (!zone.spanned_pages) return 0;
-  return (zone.zone_end_pfn - 1) & ~((1 << pageblock_order) - 1);
 }
 
 /**
@@ -290,15 +286,13 @@ function pageblock_start_of_last(zone: Zone, pageblock_order: number): number {
  * pages are initialised); holes stay that way. Every pageblock is
  * MIGRATE_MOVABLE.
  */
-function memmap_init(m: Machine, ram: PfnRange[], min_pfn: number): void {
+function memmap_init(m: Machine): void {
   const mem = m.mem;
   mem.flags.fill(1 << PG_reserved);
   mem._refcount.fill(1);
   for (let pb = 0; pb < mem.pageblock_flags.length; pb++) {
     set_pageblock_migratetype(mem, pb << mem.pageblock_order, MIGRATE_MOVABLE);
   }
-  void ram;
-  void min_pfn;
 }
 
 /** x86-64 SECTION_SIZE_BITS is 27: 128 MiB sections. */
@@ -400,19 +394,4 @@ function memblock_free_all(
     }
   }
   m.reserved_pages = reserved_pages;
-  if (m.debug_vm) {
-    for (const zone of m.populated) {
-      for (let o = 0; o < NR_PAGE_ORDERS; o++) {
-        for (let mt = 0; mt < MIGRATE_TYPES; mt++)
-          list_count_nodes(mem, zone.free_list(o, mt), mem.nr_pages);
-      }
-    }
-  }
 }
-
-/** Bytes per page of simulated state, for the budget check. */
-export function page_state_bytes(m: Machine): number {
-  return m.mem.bytes_per_page();
-}
-
-export { PAGE_SHIFT };

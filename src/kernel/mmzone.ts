@@ -201,12 +201,6 @@ export class PgData {
   }
 }
 
-/** Pages per pageblock and its order, fixed per machine. */
-export interface PageblockGeometry {
-  pageblock_order: number;
-  pageblock_nr_pages: number;
-}
-
 export function pageblock_start_pfn(mem: MemMap, pfn: number): number {
   return pfn & ~((1 << mem.pageblock_order) - 1);
 }

@@ -161,9 +161,6 @@ export const PAGE_MAPPING_FLAGS = PAGE_MAPPING_ANON | PAGE_MAPPING_MOVABLE;
 export const PB_migratetype_mask = 0x7;
 export const PB_migrate_skip = 0x8;
 
-/** Bytes of per-pfn state in the default configuration (no content array). */
-export const PAGE_STATE_BYTES = 4 + 4 + 2 + 1 + 4 + 4 + 4 + 4 + 4;
-
 export interface MemMapOptions {
   /** Number of pfns the memory map covers: pfn 0 .. nr_pages - 1. */
   nr_pages: number;

@@ -184,7 +184,7 @@ export function get_page_from_freelist(
           continue;
         }
       }
-      const pfn = rmqueue(m, cpu, zonelist[0], zone, order, gfp, alloc_flags, migratetype);
+      const pfn = rmqueue(m, cpu, zone, order, alloc_flags, migratetype);
       if (pfn >= 0) {
         prep_new_page(m, pfn, order, gfp);
         if (alloc_flags & ALLOC_HIGHATOMIC) reserve_highatomic_pageblock(m, zone, pfn, order);
@@ -201,10 +201,8 @@ export function get_page_from_freelist(
 function rmqueue(
   m: Machine,
   cpu: number,
-  _preferred: Zone,
   zone: Zone,
   order: number,
-  _gfp: Gfp,
   alloc_flags: number,
   migratetype: number,
 ): Pfn {
@@ -333,9 +331,13 @@ function __alloc_pages_slowpath(
   const costly_order = order > PAGE_ALLOC_COSTLY_ORDER;
   const alloc_flags = gfp_to_alloc_flags(gfp, order);
   const hooks = m.hooks;
+  const try_freelist = () =>
+    get_page_from_freelist(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype);
+  const direct_compact = (prio: number) =>
+    hooks.direct_compact!(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype, prio);
 
   if (alloc_flags & ALLOC_KSWAPD) wake_all_kswapds(m, order, highest_zoneidx);
-  let pfn = get_page_from_freelist(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype);
+  let pfn = try_freelist();
   if (pfn >= 0) return pfn;
 
   let compact_priority = INIT_COMPACT_PRIORITY;
@@ -344,16 +346,7 @@ function __alloc_pages_slowpath(
     hooks.direct_compact &&
     (costly_order || (order > 0 && migratetype !== MIGRATE_MOVABLE))
   ) {
-    const r = hooks.direct_compact(
-      m,
-      cpu,
-      gfp,
-      order,
-      alloc_flags,
-      highest_zoneidx,
-      migratetype,
-      compact_priority,
-    );
+    const r = direct_compact(compact_priority);
     if (r.pfn >= 0) return r.pfn;
     if (costly_order && gfp & __GFP_NORETRY) {
       if (r.result === COMPACT_SKIPPED || r.result === COMPACT_DEFERRED) return -1;
@@ -369,7 +362,7 @@ function __alloc_pages_slowpath(
       );
     }
     if (alloc_flags & ALLOC_KSWAPD) wake_all_kswapds(m, order, highest_zoneidx);
-    pfn = get_page_from_freelist(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype);
+    pfn = try_freelist();
     if (pfn >= 0) return pfn;
     if (!can_direct_reclaim) return nofail_or_fail(m, gfp, order);
 
@@ -379,25 +372,16 @@ function __alloc_pages_slowpath(
       for (const zone of m.zonelists[highest_zoneidx])
         m.vm_events[ALLOCSTALL_DMA + zone.zone_idx]++;
       progress = hooks.direct_reclaim(m, cpu, gfp, order);
-      pfn = get_page_from_freelist(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype);
+      pfn = try_freelist();
       if (pfn >= 0) return pfn;
       if (!progress && unreserve_highatomic_pageblock(m, migratetype, false)) {
-        pfn = get_page_from_freelist(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype);
+        pfn = try_freelist();
         if (pfn >= 0) return pfn;
       }
     }
     // Direct compaction, then try again.
     if (hooks.direct_compact && order > 0) {
-      const r = hooks.direct_compact(
-        m,
-        cpu,
-        gfp,
-        order,
-        alloc_flags,
-        highest_zoneidx,
-        migratetype,
-        compact_priority,
-      );
+      const r = direct_compact(compact_priority);
       if (r.pfn >= 0) return r.pfn;
       if (compact_priority > COMPACT_PRIO_SYNC_FULL) compact_priority--;
     }
