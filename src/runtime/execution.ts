@@ -14,7 +14,14 @@
  *    deadlock, reported with who waits for which lock held by whom;
  *  - lockdep records, for every blocking acquisition, that the classes held
  *    come before the class taken, and reports an inversion (a cycle in that
- *    order) the first time one appears, even if this run did not deadlock.
+ *    order) the first time one appears, even if this run did not deadlock;
+ *  - a thread in wait_event() is runnable only once its condition holds;
+ *  - time: every thread has a virtual clock in ns. A step costs
+ *    `step_ns` (0 by default, as in the checker, where time does not
+ *    exist) and schedule_timeout(ns) puts the thread's next step ns later.
+ *    `earliest()` picks the runnable thread whose next step comes first,
+ *    which makes run(earliest) a discrete-event simulation; the global
+ *    clock `now_ns` never goes backwards.
  */
 
 import {
@@ -24,8 +31,10 @@ import {
   OP_LOCK,
   OP_NAMES,
   OP_RESCHED,
+  OP_SLEEP,
   OP_TRYLOCK,
   OP_UNLOCK,
+  OP_WAIT,
   type Runtime,
   type Step,
   type StepOf,
@@ -77,11 +86,16 @@ class Thread {
   obj = -1;
   field = "";
   lock: Lock | null = null;
+  /** The condition of an announced wait_event(). */
+  cond: (() => boolean) | null = null;
+  /** Simulated time at which the announced step may run. */
+  ready_ns: number;
   readonly held: Lock[] = [];
-  constructor(id: number, name: string, gen: Step) {
+  constructor(id: number, name: string, gen: Step, now_ns: number) {
     this.id = id;
     this.name = name;
     this.gen = gen;
+    this.ready_ns = now_ns;
   }
 }
 
@@ -92,6 +106,8 @@ export interface ExecutionOptions {
   record_trace?: boolean;
   /** Report lock-order inversions (on by default). */
   lockdep?: boolean;
+  /** Simulated cost of one step in ns (0: no clock, as in the checker). */
+  step_ns?: number;
 }
 
 export class Execution implements Runtime {
@@ -100,6 +116,9 @@ export class Execution implements Runtime {
   readonly locks: Lock[] = [];
   readonly trace: TraceEntry[] | null;
   steps = 0;
+  /** The simulated time of the latest step, in ns. */
+  now_ns = 0;
+  private readonly step_ns: number;
   private readonly choose_fn: (n: number) => number;
   private readonly lockdep_on: boolean;
   /** lockdep: class -> classes taken while it was held. */
@@ -109,6 +128,7 @@ export class Execution implements Runtime {
     this.choose_fn = opts.choose;
     this.trace = opts.record_trace ? [] : null;
     this.lockdep_on = opts.lockdep ?? true;
+    this.step_ns = opts.step_ns ?? 0;
   }
 
   new_lock(lock_class: string, kind: LockKind = "spinlock"): Lock {
@@ -120,7 +140,7 @@ export class Execution implements Runtime {
   /** Add a thread running `body`; it starts at its first step. */
   spawn(name: string, body: (rt: Runtime) => Step): number {
     const id = this.threads.length;
-    this.threads.push(new Thread(id, name, body(this)));
+    this.threads.push(new Thread(id, name, body(this), this.now_ns));
     return id;
   }
 
@@ -132,6 +152,7 @@ export class Execution implements Runtime {
     t.obj = obj;
     t.field = field;
     t.lock = lock;
+    t.cond = null;
   }
 
   *spin_lock(lock: Lock): Step {
@@ -182,6 +203,25 @@ export class Execution implements Runtime {
   *cond_resched(): Step {
     this.announce(OP_RESCHED, -1, "", null);
     yield;
+  }
+
+  *wait_event(obj: number, field: string, cond: () => boolean): Step {
+    this.announce(OP_WAIT, obj, field, null);
+    this.threads[this.current].cond = cond;
+    yield;
+    if (!cond()) throw new LockBug(`wait_event on ${field}: resumed with its condition false`);
+  }
+
+  *schedule_timeout(ns: number): Step {
+    if (!(ns >= 0)) throw new LockBug(`schedule_timeout(${ns}): negative or not a number`);
+    this.announce(OP_SLEEP, -1, "", null);
+    const t = this.threads[this.current];
+    t.ready_ns += ns;
+    yield;
+  }
+
+  now(): number {
+    return this.now_ns;
   }
 
   choose(n: number): number {
@@ -257,7 +297,30 @@ export class Execution implements Runtime {
     const t = this.threads[id];
     if (t.done) return false;
     if (t.op === OP_LOCK && t.lock && t.lock.owner !== -1 && t.lock.owner !== t.id) return false;
+    if (t.cond !== null && !t.cond()) return false;
     return true;
+  }
+
+  /**
+   * The simulator's policy: of `runnable`, the thread whose next step comes
+   * first in simulated time (ties to the lowest id).
+   */
+  earliest(runnable: number[]): number {
+    let best = runnable[0];
+    let best_ns = this.threads[best].ready_ns;
+    for (let i = 1; i < runnable.length; i++) {
+      const ns = this.threads[runnable[i]].ready_ns;
+      if (ns < best_ns) {
+        best = runnable[i];
+        best_ns = ns;
+      }
+    }
+    return best;
+  }
+
+  /** Simulated time of thread `id`'s next step. */
+  ready_ns(id: number): number {
+    return this.threads[id].ready_ns;
   }
 
   /** Ids of the threads that can step, in id order. */
@@ -279,6 +342,10 @@ export class Execution implements Runtime {
     t.started = true;
     this.current = id;
     this.steps++;
+    // A thread that was blocked resumes no earlier than the step that woke it.
+    if (t.ready_ns < this.now_ns) t.ready_ns = this.now_ns;
+    else this.now_ns = t.ready_ns;
+    t.ready_ns += this.step_ns;
     let r: IteratorResult<void, void>;
     try {
       r = t.gen.next();
@@ -303,6 +370,7 @@ export class Execution implements Runtime {
   wait_for(): string[] {
     const lines: string[] = [];
     for (const t of this.threads) {
+      if (!t.done && t.cond !== null) lines.push(`${t.name} waits for ${t.field}`);
       if (t.done || !t.lock || t.op !== OP_LOCK) continue;
       const owner = this.threads[t.lock.owner];
       lines.push(`${t.name} waits for ${t.lock.lock_class} held by ${owner?.name ?? "nobody"}`);

@@ -29,8 +29,23 @@ export const OP_READ = 5;
 export const OP_WRITE = 6;
 /** cond_resched(): a point where the thread may be preempted, touching nothing. */
 export const OP_RESCHED = 7;
+/** wait_event(): the thread sleeps until a condition on shared state holds. */
+export const OP_WAIT = 8;
+/** schedule_timeout() / msleep(): the thread sleeps for a stretch of simulated time. */
+export const OP_SLEEP = 9;
 
-export const OP_NAMES = ["", "lock", "trylock", "unlock", "atomic", "read", "write", "resched"];
+export const OP_NAMES = [
+  "",
+  "lock",
+  "trylock",
+  "unlock",
+  "atomic",
+  "read",
+  "write",
+  "resched",
+  "wait",
+  "sleep",
+];
 
 /** Lock kinds. A spinlock and a mutex block the same way in the model. */
 export type LockKind = "spinlock" | "mutex" | "page_lock";
@@ -64,6 +79,20 @@ export interface Runtime {
   /** An atomic or lockless access to `field` of object `obj` (a pfn, a device). */
   access(op: number, obj: number, field: string): Step;
   cond_resched(): Step;
+  /**
+   * wait_event(): sleep until `cond()` holds (another thread makes it true).
+   * The thread is not runnable while the condition is false; when all live
+   * threads wait, that is a deadlock. `obj` and `field` name what is waited
+   * for, as in access().
+   */
+  wait_event(obj: number, field: string, cond: () => boolean): Step;
+  /**
+   * schedule_timeout(): sleep for `ns` of simulated time. The simulator's
+   * clock moves on; the checker treats it as a preemption point.
+   */
+  schedule_timeout(ns: number): Step;
+  /** The running thread's simulated time in ns (0 when nothing keeps time). */
+  now(): number;
   /** A nondeterministic choice in [0, n): the checker enumerates, the simulator draws. */
   choose(n: number): number;
 }
