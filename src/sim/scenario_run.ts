@@ -79,6 +79,10 @@ export interface RunHooks {
   proc_snapshots?: boolean;
   /** Keep trace events (for --out). */
   trace?: boolean;
+  /** Called once the machine booted (a bad machine throws before it). */
+  on_boot?: () => void;
+  /** /proc files to keep from the final state, by path. */
+  final_proc?: (m: Machine) => Record<string, string>;
 }
 
 export interface ZoneBuddy {
@@ -117,6 +121,8 @@ export interface ScenarioResult {
   proc_snapshots: ProcSnapshot[];
   trace: TraceEvent[];
   trace_dropped: number;
+  /** The files hooks.final_proc asked for, by path. */
+  final_proc: Record<string, string>;
 }
 
 /** What the runner cannot do yet: problems for `pagesim run` to print (exit 2). */
@@ -548,6 +554,7 @@ export function run_scenario(sc: Scenario, hooks: RunHooks = {}): ScenarioResult
       transparent_hugepage: sc.kernel.transparent_hugepage,
     },
   });
+  hooks.on_boot?.();
   const prng = new Prng(sc.seed);
   const e = new Execution({ choose: (n) => prng.below(n), step_ns: sc.step_ns, lockdep: false });
   const mm = new MmState(m, era2016, (c, k) => e.new_lock(c, k));
@@ -582,7 +589,9 @@ export function run_scenario(sc: Scenario, hooks: RunHooks = {}): ScenarioResult
   sample_now(w, t_end, out, hooks);
   out.maps.push(memory_map(m, t_end, "end", w.thp_block));
   hooks.progress?.(end_ns, end_ns);
-  return result(sc, w, e, t_end, buddyinfo_start, out);
+  const res = result(sc, w, e, t_end, buddyinfo_start, out);
+  res.final_proc = hooks.final_proc?.(m) ?? {};
+  return res;
 }
 
 function result(
@@ -631,5 +640,6 @@ function result(
     proc_snapshots: out.procs,
     trace: w.trace ?? [],
     trace_dropped: w.trace_dropped,
+    final_proc: {},
   };
 }
