@@ -21,7 +21,7 @@ function pct(num: number, den: number): string {
 
 function sum_orders(zones: { free: number[] }[]): number[] {
   const out = new Array<number>(zones[0]?.free.length ?? 0).fill(0);
-  for (const z of zones) z.free.forEach((v, o) => (out[o] += v));
+  for (const z of zones) for (let o = 0; o < z.free.length; o++) out[o] += z.free[o];
   return out;
 }
 
