@@ -26,6 +26,10 @@ export function build_program(): Command {
     )
     .version("0.1.0")
     .showHelpAfterError("(run with --help for usage)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  pagesim run\n  pagesim run examples/thp_compact_memory.yaml --out out/thp\n  pagesim sweep examples/sweep_proactiveness.yaml --workers 2",
+    )
     .exitOverride();
 
   register_run(program);

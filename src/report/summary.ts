@@ -35,8 +35,8 @@ export function run_header(r: {
 }): string {
   const mc = r.machine;
   return (
-    `pagesim run: scenario ${r.scenario}, seed ${r.seed}, era ${r.era}: ` +
-    `${format_size(mc.memory)} ${mc.layout} guest, ${mc.cpus} CPUs, ${format_duration(r.duration_ns)} simulated\n`
+    `pagesim run: scenario ${r.scenario}, seed ${r.seed}, era ${r.era}\n` +
+    `  ${format_size(mc.memory)} ${mc.layout} guest, ${mc.cpus} CPUs, ${format_duration(r.duration_ns)} simulated\n`
   );
 }
 

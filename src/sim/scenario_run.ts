@@ -81,6 +81,8 @@ export interface RunHooks {
   trace?: boolean;
   /** Called once the machine booted (a bad machine throws before it). */
   on_boot?: () => void;
+  /** Called with the final state before the result is built (tests, checks). */
+  at_end?: (m: Machine, mm: MmState) => void;
   /** /proc files to keep from the final state, by path. */
   final_proc?: (m: Machine) => Record<string, string>;
 }
@@ -589,6 +591,7 @@ export function run_scenario(sc: Scenario, hooks: RunHooks = {}): ScenarioResult
   sample_now(w, t_end, out, hooks);
   out.maps.push(memory_map(m, t_end, "end", w.thp_block));
   hooks.progress?.(end_ns, end_ns);
+  hooks.at_end?.(m, mm);
   const res = result(sc, w, e, t_end, buddyinfo_start, out);
   res.final_proc = hooks.final_proc?.(m) ?? {};
   return res;

@@ -56,33 +56,35 @@ export interface SourceDoc {
 /** Parse YAML or JSON text; syntax errors become a ScenarioError. */
 export function parse_source(text: string, file: string): SourceDoc {
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length) {
     throw new ScenarioError(
       file,
       doc.errors.map((e) => ({
         path: "",
-        message: `not valid YAML or JSON: ${e.message.split("\n")[0]}`,
+        message: `not valid YAML or JSON: ${e.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "")}`,
         line: e.linePos?.[0]?.line ?? 0,
       })),
     );
   }
+  const line_at = (n: unknown): number => {
+    const r = (n as Node | null)?.range;
+    return r ? lc.linePos(r[0]).line : 0;
+  };
   const line_of = (path: readonly PropertyKey[]): number => {
     // The deepest node on the path that exists (a missing key: its parent).
     let node: unknown = doc.contents;
-    let line = node && (node as Node).range ? lc.linePos((node as Node).range![0]).line : 0;
+    let line = line_at(node) || 1;
     for (const k of path) {
-      let next: unknown;
       if (isMap(node)) {
-        const pair = node.items.find((p) => (p.key as { value?: unknown })?.value === k);
-        if (pair && (pair.key as Node).range) line = lc.linePos((pair.key as Node).range![0]).line;
-        next = pair?.value;
-      } else if (isSeq(node) && typeof k === "number") next = node.items[k];
-      if (!next) break;
-      node = next;
-      const r = (node as Node).range;
-      if (r && !isMap(node)) line = lc.linePos(r[0]).line;
-      else if (r && isSeq(node)) line = lc.linePos(r[0]).line;
+        const pair = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === k);
+        if (!pair) break;
+        line = line_at(pair.key) || line;
+        node = pair.value;
+      } else if (isSeq(node) && typeof k === "number" && node.items[k]) {
+        node = node.items[k];
+        line = line_at(node) || line;
+      } else break;
     }
     return line;
   };

@@ -34,7 +34,8 @@ function got(v: unknown): string {
 export const Size = z.any().transform((v, ctx): number => {
   const n = typeof v === "string" || typeof v === "number" ? parse_size(v) : null;
   if (n === null) {
-    ctx.addIssue({ code: "custom", message: `expected a size like '512MiB', got ${got(v)}` });
+    const message = v === undefined ? "required" : `expected a size like '512MiB', got ${got(v)}`;
+    ctx.addIssue({ code: "custom", message });
     return z.NEVER;
   }
   return n;
@@ -44,10 +45,9 @@ export const Size = z.any().transform((v, ctx): number => {
 export const Duration = z.any().transform((v, ctx): number => {
   const n = typeof v === "string" || typeof v === "number" ? parse_duration(v) : null;
   if (n === null) {
-    ctx.addIssue({
-      code: "custom",
-      message: `expected a duration like '30s' or '250ms', got ${got(v)}`,
-    });
+    const message =
+      v === undefined ? "required" : `expected a duration like '30s' or '250ms', got ${got(v)}`;
+    ctx.addIssue({ code: "custom", message });
     return z.NEVER;
   }
   return n;
@@ -153,7 +153,10 @@ const Policy = z.discriminatedUnion(
       free_percent: int(0, 100).default(10),
     }),
   ],
-  { error: (iss) => `expected a policy with kind none, static or auto, got ${got(iss.input)}` },
+  {
+    error: (iss) =>
+      `expected kind: none, static or auto, got ${got((iss.input as { kind?: unknown } | undefined)?.kind)}`,
+  },
 );
 
 const Host = z.strictObject({
