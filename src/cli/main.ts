@@ -15,6 +15,7 @@ import { MachineConfigError } from "../kernel/boot.ts";
 import { KernelBug } from "../kernel/bug.ts";
 import { UsageError } from "./errors.ts";
 import { register_run } from "./run.ts";
+import { register_sweep } from "./sweep.ts";
 
 export function build_program(): Command {
   const program = new Command();
@@ -28,18 +29,19 @@ export function build_program(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .addHelpText(
       "after",
-      "\nExamples:\n  pagesim run\n  pagesim run examples/thp_compact_memory.yaml --out out/thp\n  pagesim sweep examples/sweep_proactiveness.yaml --workers 2",
+      "\nExamples:\n  pagesim run\n  pagesim run examples/thp_compact_memory.yaml --out out/thp\n  pagesim sweep examples/sweep_pollution.yaml --workers 2",
     )
     .exitOverride();
 
   register_run(program);
+  register_sweep(program);
   return program;
 }
 
-export function main(argv: string[]): number {
+export async function main(argv: string[]): Promise<number> {
   const program = build_program();
   try {
-    program.parse(argv, { from: "user" });
+    await program.parseAsync(argv, { from: "user" });
     return 0;
   } catch (e) {
     if (e instanceof CommanderError) {
@@ -64,4 +66,4 @@ export function main(argv: string[]): number {
   }
 }
 
-process.exitCode = main(process.argv.slice(2));
+process.exitCode = await main(process.argv.slice(2));
