@@ -141,7 +141,8 @@ function shade(hex, free) {
 }
 for (const cv of document.querySelectorAll("canvas.memmap")) {
   const m = D.maps[Number(cv.dataset.map)];
-  const per_row = D.cells_per_row, px = 4;
+  const per_row = D.cells_per_row;
+  const px = m.cells.length <= 1024 ? 7 : m.cells.length <= 8192 ? 5 : 3;
   const rows = Math.ceil(m.cells.length / per_row);
   cv.width = per_row * px; cv.height = rows * px;
   const g = cv.getContext("2d");
@@ -175,7 +176,7 @@ export function report_html(r: ScenarioResult): string {
   const maps = r.memory_maps
     .map(
       (m, i) =>
-        `<figure><figcaption>${esc(m.label === "start" || m.label === "end" ? `${m.label} (${format_duration(m.t_ns)})` : m.label)}</figcaption><canvas class="memmap" data-map="${i}"></canvas></figure>`,
+        `<figure><figcaption>${esc(m.label === "start" || m.label === "end" ? `${m.label} (${m.t_ns ? format_duration(m.t_ns) : "0 s"})` : m.label)}</figcaption><canvas class="memmap" data-map="${i}"></canvas></figure>`,
     )
     .join("\n");
   const thp = r.thp.attempts ? `${((100 * r.thp.success) / r.thp.attempts).toFixed(1)}%` : "-";
