@@ -1,6 +1,6 @@
 // The pagesim command as a user runs it: exit codes, messages, the JSON contract,
 // determinism, and the report directory (parsed, not eyeballed).
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,17 @@ const SMALL = fileURLToPath(new URL("./scenarios/small.yaml", import.meta.url));
 function pagesim(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
   return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** The same, without waiting: independent runs go in parallel. */
+function pagesim_async(
+  ...args: string[]
+): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { encoding: "utf8" }, (error, out, err) => {
+      resolve({ code: error ? (typeof error.code === "number" ? error.code : null) : 0, out, err });
+    });
+  });
 }
 
 function tmp(): string {
@@ -88,10 +99,14 @@ describe("pagesim run", () => {
     expect(j.thp.attempts).toBe(j.vmstat.thp_fault_alloc + j.vmstat.thp_fault_fallback);
   });
 
-  it("cli: the same seed gives the same digest, another seed another", () => {
-    const a = JSON.parse(pagesim("run", SMALL, "--json", "--seed", "5", "--duration", "1s").out);
-    const b = JSON.parse(pagesim("run", SMALL, "--json", "--seed", "5", "--duration", "1s").out);
-    const c = JSON.parse(pagesim("run", SMALL, "--json", "--seed", "6", "--duration", "1s").out);
+  it("cli: the same seed gives the same digest, another seed another", async () => {
+    const [a, b, c] = (
+      await Promise.all(
+        ["5", "5", "6"].map((seed) =>
+          pagesim_async("run", SMALL, "--json", "--seed", seed, "--duration", "1s"),
+        ),
+      )
+    ).map((r) => JSON.parse(r.out));
     expect(a.digest).toBe(b.digest);
     expect(a.vmstat).toEqual(b.vmstat);
     expect(a.digest).not.toBe(c.digest);
@@ -132,7 +147,7 @@ describe("pagesim run", () => {
     expect(era.err).toContain("era: era 2012 is not yet supported");
   });
 
-  it("cli: bad arguments exit 2 with a message naming the problem", () => {
+  it("cli: bad arguments exit 2 with a message naming the problem", async () => {
     const bad = [
       [["run", "--mem", "lots"], /--mem.*expected a size like '8GiB'/],
       [
@@ -146,17 +161,20 @@ describe("pagesim run", () => {
       [["run", "/no/such/file.yaml"], /\/no\/such\/file\.yaml: cannot read/],
       [["frobnicate"], /unknown command/],
     ] as const;
-    for (const [args, msg] of bad) {
-      const r = pagesim(...args);
+    const runs = await Promise.all(bad.map(([args]) => pagesim_async(...args)));
+    for (const [i, [args, msg]] of bad.entries()) {
+      const r = runs[i];
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.err).toMatch(msg);
       expect(r.out).toBe("");
     }
   });
 
-  it("cli: --help on every command shows an example and exits 0", () => {
-    for (const cmd of [["run", "--help"], ["sweep", "--help"], ["--help"]]) {
-      const r = pagesim(...cmd);
+  it("cli: --help on every command shows an example and exits 0", async () => {
+    const cmds = [["run", "--help"], ["sweep", "--help"], ["--help"]];
+    const runs = await Promise.all(cmds.map((c) => pagesim_async(...c)));
+    for (const [i, cmd] of cmds.entries()) {
+      const r = runs[i];
       expect(r.code, cmd.join(" ")).toBe(0);
       expect(r.out, cmd.join(" ")).toContain("Example");
     }

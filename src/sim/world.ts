@@ -158,6 +158,20 @@ export class World {
     else this.trace.push(ev);
   }
 
+  /** An allocation the model could not satisfy (no reclaim, no OOM killer): an instant on the CPU's track. */
+  alloc_failed(rt: Runtime, what: string, order: number): void {
+    this.emit({
+      name: "alloc_fail",
+      cat: "alloc",
+      ph: "i",
+      s: "t",
+      ts: rt.now() / 1000,
+      pid: 1,
+      tid: rt.current < this.m.nr_cpus ? rt.current : 0,
+      args: { what, order },
+    });
+  }
+
   proc(name: string): Proc {
     let p = this.procs.get(name);
     if (!p) {
@@ -211,6 +225,7 @@ export function* alloc_anon(
     w.digest.add(pfn);
     if (pfn < 0) {
       w.counts.anon_fault_failures++;
+      w.alloc_failed(rt, "anon fault", 0);
       return;
     }
     w.counts.anon_faults++;
@@ -272,6 +287,7 @@ export function* cache_grow(rt: Runtime, w: World, name: string, pages: number):
     w.digest.add(pfn);
     if (pfn < 0) {
       w.counts.cache_add_failures++;
+      w.alloc_failed(rt, "page cache", 0);
       return;
     }
     f.nr_pages++;
@@ -345,6 +361,7 @@ export function* kernel_alloc(
     w.digest.add(pfn);
     if (pfn < 0) {
       w.counts.kernel_alloc_failures++;
+      w.alloc_failed(rt, "kernel", order);
       break;
     }
     fresh.push(pfn, order);
@@ -439,7 +456,7 @@ export function* thp_faults(
         s: "t",
         ts: rt.now() / 1000,
         pid: 1,
-        tid: 0,
+        tid: rt.current < m.nr_cpus ? rt.current : 0,
       });
     }
     if (fallback) {
