@@ -122,3 +122,97 @@ workload:
     expect(() => run_scenario(sc)).toThrow(/not yet supported/);
   });
 });
+
+describe("scenario runner, random workloads", () => {
+  const size = fc.integer({ min: 1, max: 12 }).map((n) => `${n}MiB`);
+  const at = fc.integer({ min: 0, max: 900 }).map((ms) => `${ms}ms`);
+  const proc = fc.constantFrom("p", "q", "p/0", "q/1");
+  const event = fc.oneof(
+    fc.record({
+      type: fc.constant("alloc_anon"),
+      at,
+      process: fc.constantFrom("p", "q"),
+      size,
+      pattern: fc.constantFrom("contiguous", "interleaved", "random"),
+    }),
+    fc.record({
+      type: fc.constant("free_anon"),
+      at,
+      process: proc,
+      pattern: fc.constantFrom("all", "alternate", "random"),
+      percent: fc.integer({ min: 0, max: 100 }),
+    }),
+    fc.record({ type: fc.constant("cache_grow"), at, file: fc.constantFrom("f", "g"), size }),
+    fc.record({
+      type: fc.constant("cache_shrink"),
+      at,
+      file: fc.constantFrom("f", "g"),
+      size,
+      pattern: fc.constantFrom("oldest", "random"),
+    }),
+    fc.record({
+      type: fc.constant("kernel_alloc"),
+      at,
+      name: fc.constantFrom("k", "l"),
+      size,
+      order: fc.integer({ min: 0, max: 3 }),
+      reclaimable: fc.boolean(),
+      keep_percent: fc.integer({ min: 0, max: 100 }),
+    }),
+    fc.record({
+      type: fc.constant("kernel_free"),
+      at,
+      name: fc.constantFrom("k", "l"),
+      percent: fc.integer({ min: 0, max: 100 }),
+    }),
+    fc.record({
+      type: fc.constant("thp"),
+      at,
+      process: proc,
+      count: fc.integer({ min: 1, max: 8 }),
+      fallback: fc.boolean(),
+    }),
+    fc.record({ type: fc.constant("compact_memory"), at }),
+  );
+
+  it("scenario run: any workload leaves a consistent machine whose counters match the owners (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(event, { maxLength: 12 }),
+        fc.integer({ min: 0, max: 1000 }),
+        (workload, seed) => {
+          const sc = parse_scenario(
+            JSON.stringify({
+              seed,
+              duration: "1s",
+              sample_interval: "250ms",
+              machine: { memory: "48MiB", layout: "normal", cpus: 2 },
+              workload,
+            }),
+          );
+          let anon = -1;
+          let file = -1;
+          const r = run_scenario(sc, {
+            at_end: (m, mm) => {
+              verify_machine(m);
+              const o = owned(mm);
+              expect(m.pgdat[0].vm_stat[NR_ANON_MAPPED]).toBe(o.anon);
+              expect(m.pgdat[0].vm_stat[NR_FILE_PAGES]).toBe(o.file);
+              anon = o.anon;
+              file = o.file;
+            },
+          });
+          expect(anon).toBeGreaterThanOrEqual(0);
+          expect(file).toBe(r.workload.cache_added - r.workload.cache_dropped);
+          expect(r.vmstat.thp_fault_alloc).toBe(r.thp.success);
+          expect(r.vmstat.thp_fault_alloc + r.vmstat.thp_fault_fallback).toBe(r.thp.attempts);
+          expect(r.compaction.runs).toBe(
+            workload.filter((w) => w.type === "compact_memory").length,
+          );
+          expect(run_scenario(sc).digest).toBe(r.digest);
+        },
+      ),
+      { numRuns: 25, seed: 20261130 },
+    );
+  });
+});

@@ -3,8 +3,9 @@
  * (the "JSON Object Format" Perfetto and chrome://tracing open): one track
  * per simulated CPU (thread_name metadata "CPU n") with the workload's
  * events and compact_memory runs as complete ("X") events carrying their
- * counters (pages migrated, scanned), THP fault fallbacks as instant ("i")
- * events, and memory counters ("C") at every sample. Times are
+ * counters (pages migrated, scanned), THP fault fallbacks and failed
+ * allocations as instant ("i") events, and counters ("C": memory use, free
+ * 2 MiB blocks, pages migrated, THP faults) at every sample. Times are
  * microseconds of simulated time. Balloon inflate/deflate batches join
  * when the balloon model does.
  */

@@ -503,6 +503,30 @@ function sample_now(
     tid: 0,
     args: { free_2mib_blocks: s.free_2mib_blocks },
   });
+  w.emit({
+    name: "migration",
+    cat: "counters",
+    ph: "C",
+    ts: t / 1000,
+    pid: 1,
+    tid: 0,
+    args: {
+      pgmigrate_success: s.vmstat.pgmigrate_success,
+      pgmigrate_fail: s.vmstat.pgmigrate_fail,
+    },
+  });
+  w.emit({
+    name: "thp",
+    cat: "counters",
+    ph: "C",
+    ts: t / 1000,
+    pid: 1,
+    tid: 0,
+    args: {
+      thp_fault_alloc: s.vmstat.thp_fault_alloc,
+      thp_fault_fallback: s.vmstat.thp_fault_fallback,
+    },
+  });
 }
 
 /** Moments for pictures of memory between start and end: the scenario's, or the quarters. */
