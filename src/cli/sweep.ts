@@ -25,7 +25,13 @@ export interface SweepOptions {
   json?: boolean;
 }
 
-type Reply = { index: number; row?: SweepRow; error?: string; kernel_bug?: boolean };
+type Reply = {
+  index: number;
+  row?: SweepRow;
+  error?: string;
+  kernel_bug?: boolean;
+  bad_machine?: boolean;
+};
 
 /** Run every point on `n` workers; rows come back in grid order. */
 export async function run_sweep(sw: Sweep, n: number): Promise<SweepRow[]> {
@@ -54,6 +60,7 @@ export async function run_sweep(sw: Sweep, n: number): Promise<SweepRow[]> {
     const f = failure as Reply;
     const p = sw.points.find((pt) => pt.index === f.index);
     const msg = `grid point ${f.index} (${JSON.stringify(p?.values)}): ${f.error}`;
+    if (f.bad_machine) throw new UsageError(msg);
     throw f.kernel_bug ? new KernelBug(msg) : new Error(msg);
   }
   return rows as SweepRow[];

@@ -27,6 +27,7 @@ port.on("message", (p: GridPoint | null) => {
       index: p.index,
       error: `${err.name}: ${err.message}`,
       kernel_bug: KERNEL_BUGS.includes(err.name),
+      bad_machine: err.name === "MachineConfigError",
     });
   }
 });

@@ -18,7 +18,8 @@
  */
 
 import { z } from "zod";
-import { parse_duration, parse_size } from "./units.ts";
+import { MEM_BYTES_MAX, MEM_BYTES_MIN } from "../kernel/boot.ts";
+import { format_size, parse_duration, parse_size } from "./units.ts";
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;
@@ -312,6 +313,14 @@ export const Scenario = z
         code: "custom",
         path: ["sample_interval"],
         message: `gives ${Math.ceil(s.duration / s.sample_interval)} samples; at most 10000 (make it longer)`,
+      });
+    }
+    const mem = s.machine.memory;
+    if (mem < MEM_BYTES_MIN || mem > MEM_BYTES_MAX || mem % 4096 !== 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["machine", "memory"],
+        message: `expected a multiple of 4 KiB from ${format_size(MEM_BYTES_MIN)} to ${format_size(MEM_BYTES_MAX)}, got ${mem} bytes`,
       });
     }
     if (s.machine.movable >= s.machine.memory) {
