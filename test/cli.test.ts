@@ -247,10 +247,10 @@ describe("pagesim run", () => {
       if (ev.ph === "C") for (const v of Object.values(ev.args)) expect(typeof v).toBe("number");
     }
     const names = trace.traceEvents
-      .filter((e: { ph: string }) => e.ph === "M")
+      .filter((e: { name: string }) => e.name === "thread_name")
       .map((e: { args: { name: string } }) => e.args.name);
-    expect(names).toContain("CPU 0");
-    expect(names).toContain("CPU 1");
+    expect(names).toEqual(["CPU 0", "CPU 1"]); // one track per simulated CPU
+    for (const ev of trace.traceEvents) expect([0, 1]).toContain(ev.tid);
     const compaction = trace.traceEvents.filter(
       (e: { name: string; ph: string }) => e.name === "compact_memory" && e.ph === "X",
     );

@@ -599,15 +599,16 @@ export function run_scenario(sc: Scenario, hooks: RunHooks = {}): ScenarioResult
   out.maps.push(memory_map(m, 0, "start", w.thp_block));
   const threads = sim_threads(w, q, end_ns, out, hooks);
   for (const t of threads) e.spawn(t.name, t.body);
-  for (let i = 0; i < threads.length; i++) {
+  // One track per simulated CPU; threads beyond the CPUs share CPU 0's.
+  for (let cpu = 0; cpu < m.nr_cpus; cpu++) {
     w.emit({
       name: "thread_name",
       ph: "M",
       cat: "",
       ts: 0,
       pid: 1,
-      tid: i,
-      args: { name: `CPU ${i}` },
+      tid: cpu,
+      args: { name: `CPU ${cpu}` },
     });
   }
   e.run((r) => e.earliest(r), Number.MAX_SAFE_INTEGER);
