@@ -114,6 +114,13 @@ describe("scenario schema", () => {
     expect(p).toHaveLength(7);
   });
 
+  it("scenario: a value of the wrong type is not called missing", () => {
+    expect(problems("machine:\n  cpus: two\nkernel:\n  balloon_compaction: maybe\n")).toEqual([
+      "t.yaml: machine.cpus: expected an integer, got 'two' (line 2)",
+      "t.yaml: kernel.balloon_compaction: expected boolean, got 'maybe' (line 4)",
+    ]);
+  });
+
   it("scenario: YAML syntax errors and non-mappings are refused with a line", () => {
     expect(problems("machine: [1, 2\n")[0]).toMatch(
       /^t\.yaml: not valid YAML or JSON: .*\(line \d+\)$/,

@@ -63,6 +63,11 @@ describe("pagesim sweep", () => {
       `grid.machine.memory: "lots": machine.memory: expected a size like '512MiB', got 'lots' (line 5)`,
     );
     expect(r.out).toBe("");
+    // A list item's path is named both ways: as the grid writes it and as the scenario does.
+    const dir2 = sweep_dir("  workload.1.percent: [50, 500]\n");
+    expect(() => load_sweep(join(dir2, "sweep.yaml"))).toThrow(
+      /grid\.workload\.1\.percent: 500: workload\[1\]\.percent: expected an integer from 0 to 100, got 500 \(line 4\)$/,
+    );
   });
 
   it("sweep: one row per grid point, in grid order, matching single runs", () => {

@@ -67,96 +67,98 @@ function set_path(obj: Record<string, unknown>, path: string, value: unknown): v
   o[keys[keys.length - 1]] = value;
 }
 
-/** Read a sweep file and expand its grid; every problem is reported (ScenarioError). */
-export function load_sweep(path: string): Sweep {
-  let text: string;
+function read_text(file: string, owner: string, path: string, line: number): string {
   try {
-    text = readFileSync(path, "utf8");
+    return readFileSync(file, "utf8");
   } catch (e) {
-    throw new ScenarioError(path, [
-      { path: "", message: `cannot read: ${(e as Error).message}`, line: 0 },
+    throw new ScenarioError(owner, [
+      { path, message: `cannot read ${file}: ${(e as Error).message}`, line },
     ]);
   }
-  const src = parse_source(text, path);
-  const parsed = SweepFile.safeParse(src.value);
+}
+
+/** Every combination of the grid's values, the first key varying slowest. */
+function expand_grid(grid: Record<string, unknown[]>): Record<string, unknown>[] {
+  let combos: Record<string, unknown>[] = [{}];
+  for (const [k, values] of Object.entries(grid)) {
+    const next: Record<string, unknown>[] = [];
+    for (const c of combos) for (const v of values) next.push({ ...c, [k]: v });
+    combos = next;
+  }
+  return combos;
+}
+
+/** "workload.2.keep_percent" as problem paths print it: "workload[2].keep_percent". */
+const as_problem_path = (key: string) => key.replace(/\.(\d+)(?=\.|$)/g, "[$1]");
+
+/** One line per distinct problem: the same bad value fails in many points. */
+function distinct(problems: Problem[]): Problem[] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const k = `${p.path}|${p.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/** Read a sweep file and expand its grid; every problem is reported (ScenarioError). */
+export function load_sweep(path: string): Sweep {
+  const src = parse_source(read_text(path, path, "", 0), path);
+  const parsed = SweepFile.safeParse(src.value, { reportInput: true });
   if (!parsed.success) throw new ScenarioError(path, problems_of(parsed.error, src));
   const sw = parsed.data;
   let base: unknown = sw.scenario;
   let base_src: SourceDoc = src;
-  let base_name = path;
+  let base_name = "the inline scenario";
   if (typeof sw.scenario === "string") {
     base_name = resolve(dirname(path), sw.scenario);
-    let btext: string;
-    try {
-      btext = readFileSync(base_name, "utf8");
-    } catch (e) {
-      throw new ScenarioError(path, [
-        {
-          path: "scenario",
-          message: `cannot read ${base_name}: ${(e as Error).message}`,
-          line: src.line_of(["scenario"]),
-        },
-      ]);
-    }
-    base_src = parse_source(btext, base_name);
+    base_src = parse_source(
+      read_text(base_name, path, "scenario", src.line_of(["scenario"])),
+      base_name,
+    );
     base = base_src.value;
   }
   const keys = Object.keys(sw.grid);
-  const combos: Record<string, unknown>[] = [{}];
-  for (const k of keys) {
-    const next: Record<string, unknown>[] = [];
-    for (const c of combos) for (const v of sw.grid[k]) next.push({ ...c, [k]: v });
-    combos.splice(0, combos.length, ...next);
-  }
+  const combos = expand_grid(sw.grid);
   if (combos.length > 10_000) {
-    throw new ScenarioError(path, [
-      {
-        path: "grid",
-        message: `${combos.length} grid points; at most 10000`,
-        line: src.line_of(["grid"]),
-      },
-    ]);
+    const message = `${combos.length} grid points; at most 10000`;
+    throw new ScenarioError(path, [{ path: "grid", message, line: src.line_of(["grid"]) }]);
   }
   const problems: Problem[] = [];
   const points: GridPoint[] = [];
+  const grid_key = (p: string) =>
+    keys.find((k) => {
+      const kp = as_problem_path(k);
+      return p === kp || p.startsWith(`${kp}.`) || p.startsWith(`${kp}[`);
+    });
   combos.forEach((values, index) => {
     const doc = structuredClone(base) as Record<string, unknown>;
     for (const [k, v] of Object.entries(values)) set_path(doc, k, v);
-    const r = Scenario.safeParse(doc);
-    const where = (p: string) =>
-      keys.find((k) => p === k || p.startsWith(`${k}.`) || p.startsWith(`${k}[`));
-    if (!r.success) {
-      for (const p of problems_of(r.error, base_src)) {
-        const key = where(p.path);
-        problems.push(
-          key
-            ? {
-                ...p,
-                path: `grid.${key}`,
-                message: `${JSON.stringify(values[key])}: ${p.path}: ${p.message}`,
-                line: src.line_of(["grid", key]),
-              }
-            : p,
-        );
-      }
+    const r = Scenario.safeParse(doc, { reportInput: true });
+    if (r.success) {
+      for (const p of unsupported(r.data)) problems.push({ ...p, line: 0 });
+      points.push({ index, values, scenario: r.data });
       return;
     }
-    for (const p of unsupported(r.data)) problems.push({ ...p, line: 0 });
-    points.push({ index, values, scenario: r.data });
+    for (const p of problems_of(r.error, base_src)) {
+      const key = grid_key(p.path);
+      problems.push(
+        key
+          ? {
+              path: `grid.${key}`,
+              message: `${JSON.stringify(values[key])}: ${p.path}: ${p.message}`,
+              line: src.line_of(["grid", key]),
+            }
+          : {
+              path: p.path,
+              message: `${p.message} (in ${base_name}${p.line ? `, line ${p.line}` : ""})`,
+              line: src.line_of(["scenario"]),
+            },
+      );
+    }
   });
-  if (problems.length) {
-    // One line per distinct problem: the same bad value fails in many points.
-    const seen = new Set<string>();
-    throw new ScenarioError(
-      path,
-      problems.filter((p) => {
-        const k = `${p.path}|${p.message}`;
-        if (seen.has(k)) return false;
-        seen.add(k);
-        return true;
-      }),
-    );
-  }
+  if (problems.length) throw new ScenarioError(path, distinct(problems));
   return { name: sw.name, keys, points };
 }
 

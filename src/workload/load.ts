@@ -91,6 +91,11 @@ export function parse_source(text: string, file: string): SourceDoc {
   return { value: doc.toJS() ?? {}, line_of };
 }
 
+/** A value as a problem message shows it. */
+function shown(v: unknown): string {
+  return typeof v === "string" ? `'${v}'` : (JSON.stringify(v) ?? String(v));
+}
+
 /** zod issues -> problems with lines (one per issue). */
 export function problems_of(error: z.ZodError, src: SourceDoc): Problem[] {
   const out: Problem[] = [];
@@ -108,6 +113,9 @@ export function problems_of(error: z.ZodError, src: SourceDoc): Problem[] {
       continue;
     }
     if (iss.code === "invalid_type" && iss.input === undefined) message = "required";
+    else if (iss.code === "invalid_type" && message.startsWith("Invalid input")) {
+      message = `expected ${iss.expected}, got ${shown(iss.input)}`;
+    }
     if (iss.code === "invalid_union" && iss.errors.length) {
       // The alternative that got furthest into the value explains best.
       let best: z.core.$ZodIssue | null = null;
@@ -135,7 +143,7 @@ export function scenario_from(src: SourceDoc, file: string): Scenario {
       },
     ]);
   }
-  const r = Scenario.safeParse(src.value);
+  const r = Scenario.safeParse(src.value, { reportInput: true });
   if (!r.success) throw new ScenarioError(file, problems_of(r.error, src));
   return r.data;
 }
