@@ -129,7 +129,8 @@ export function problems_of(error: z.ZodError, src: SourceDoc): Problem[] {
     }
     out.push({ path: format_path(path), message, line: src.line_of(path) });
   }
-  return out;
+  // In file order (stable: problems on one line keep the schema's order).
+  return out.sort((a, b) => a.line - b.line);
 }
 
 /** Validate a parsed document as a scenario. */

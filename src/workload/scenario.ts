@@ -79,7 +79,7 @@ function dist(unit: typeof Size) {
   const exponential = z.strictObject({ dist: z.literal("exponential"), mean: unit });
   const obj = z.discriminatedUnion("dist", [fixed, uniform, exponential], {
     error: (iss) =>
-      `expected a value or { dist: fixed | uniform | exponential, ... }, got ${got(iss.input)}`,
+      `expected dist: fixed, uniform or exponential, got ${got((iss.input as { dist?: unknown } | undefined)?.dist)}`,
   });
   return z.union(
     [unit.pipe(z.number()).transform((value) => ({ dist: "fixed" as const, value })), obj],
