@@ -1,76 +1,279 @@
-// The pagesim command as a user runs it: exit codes, JSON contract, determinism.
-import { spawnSync } from "node:child_process";
+// The pagesim command as a user runs it: exit codes, messages, the JSON contract,
+// determinism, and the report directory (parsed, not eyeballed).
+import { execFile, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { type DefaultTreeAdapterMap, parse } from "parse5";
 import { describe, expect, it } from "vitest";
 
 const BIN = fileURLToPath(new URL("../bin/pagesim.mjs", import.meta.url));
+const SMALL = fileURLToPath(new URL("./scenarios/small.yaml", import.meta.url));
 
 function pagesim(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
+/** The same, without waiting: independent runs go in parallel. */
+function pagesim_async(
+  ...args: string[]
+): Promise<{ code: number | null; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { encoding: "utf8" }, (error, out, err) => {
+      resolve({ code: error ? (typeof error.code === "number" ? error.code : null) : 0, out, err });
+    });
+  });
+}
+
+function tmp(): string {
+  return mkdtempSync(join(tmpdir(), "pagesim-test-"));
+}
+
+type Node = DefaultTreeAdapterMap["node"];
+type Element = DefaultTreeAdapterMap["element"];
+
+function elements(root: Node): Element[] {
+  const out: Element[] = [];
+  const walk = (n: Node) => {
+    if ("tagName" in n) out.push(n as Element);
+    const kids = "childNodes" in n ? n.childNodes : [];
+    for (const c of kids) walk(c as Node);
+    if ("content" in n && n.content) walk(n.content as Node);
+  };
+  walk(root);
+  return out;
+}
+
+const attr = (e: Element, name: string) => e.attrs.find((a) => a.name === name)?.value;
+const text = (e: Element) =>
+  e.childNodes.map((c) => ("value" in c ? (c as { value: string }).value : "")).join("");
+
 describe("pagesim run", () => {
-  it("cli: a small run prints buddyinfo and pagetypeinfo in the kernel's layout", () => {
-    const r = pagesim("run", "--mem", "256MiB", "--ops", "20000", "--thp", "4", "--quiet");
+  it("cli: a scenario file runs and prints the summary and the /proc files asked for", () => {
+    const r = pagesim("run", SMALL, "--quiet", "--proc", "buddyinfo,pagetypeinfo");
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^pagesim run: seed 1, 256 MiB q35 guest, 2 CPUs/);
+    expect(r.out).toMatch(
+      /^pagesim run: scenario small, seed 3, era 2016\n {2}256 MiB q35 guest, 2 CPUs, 4 s simulated\n/,
+    );
+    expect(r.out).toContain("Free memory by order (all zones)");
+    expect(r.out).toMatch(/THP faults: \d+ tried, \d+ succeeded/);
     expect(r.out).toMatch(/\/proc\/buddyinfo:\nNode 0, zone {6}DMA( +\d+){11} \n/);
     expect(r.out).toContain("Page block order: 9\nPages per block:  512\n");
+    for (const line of r.out.split("\n/proc/buddyinfo")[0].split("\n")) {
+      expect(line.length, line).toBeLessThanOrEqual(80);
+    }
   });
 
-  it("cli: --json gives one object whose vmstat counters add up", () => {
-    const r = pagesim("run", "--mem", "128MiB", "--ops", "5000", "--thp", "0", "--json");
+  it("cli: --json gives one object with the documented fields", () => {
+    const r = pagesim("run", SMALL, "--json", "--seed", "9");
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
-    expect(j.seed).toBe(1);
-    // Every allocation is counted in exactly one pgalloc_<zone> counter, in pages;
-    // the workload allocated at least one page per successful allocation.
-    const pgalloc = ["dma", "dma32", "normal", "movable", "device"].reduce(
-      (n, z) => n + j.vmstat[`pgalloc_${z}`],
-      0,
+    expect(j.scenario).toBe("small");
+    expect(j.seed).toBe(9);
+    expect(j.era).toBe("2016");
+    expect(j.digest).toMatch(/^[0-9a-f]{8}$/);
+    // Final /proc/vmstat by kernel names; nr_free_pages is the zones' free pages.
+    expect(Object.keys(j.vmstat)).toEqual(
+      expect.arrayContaining([
+        "nr_free_pages",
+        "pgmigrate_success",
+        "thp_fault_alloc",
+        "compact_isolated",
+      ]),
     );
-    expect(pgalloc).toBeGreaterThanOrEqual(j.workload.allocs);
-    // nr_free_pages is the sum of the zones' free pages.
-    const free = j.zones.reduce((n: number, z: { free_pages: number }) => n + z.free_pages, 0);
-    expect(j.vmstat.nr_free_pages).toBe(free);
+    let free = 0;
+    for (const [zone, orders] of Object.entries(j.buddyinfo as Record<string, number[]>)) {
+      expect(["DMA", "DMA32", "Normal", "Movable"]).toContain(zone);
+      expect(orders).toHaveLength(11);
+      orders.forEach((n, o) => {
+        free += n * 2 ** o;
+      });
+    }
+    // buddyinfo counts free blocks; the rest of nr_free_pages sits on the pcp lists.
+    expect(free).toBeLessThanOrEqual(j.vmstat.nr_free_pages);
+    expect(j.timeline).toHaveLength(9);
+    expect(j.timeline[0]).toMatchObject({ t_ns: 0 });
+    expect(j.timeline[8].vmstat.nr_free_pages).toBe(j.vmstat.nr_free_pages);
+    expect(j.thp.attempts).toBe(j.vmstat.thp_fault_alloc + j.vmstat.thp_fault_fallback);
   });
 
-  it("cli: the same seed gives the same digest, another seed another", () => {
-    const a = JSON.parse(
-      pagesim("run", "--mem", "64MiB", "--ops", "3000", "--json", "--seed", "5").out,
-    );
-    const b = JSON.parse(
-      pagesim("run", "--mem", "64MiB", "--ops", "3000", "--json", "--seed", "5").out,
-    );
-    const c = JSON.parse(
-      pagesim("run", "--mem", "64MiB", "--ops", "3000", "--json", "--seed", "6").out,
-    );
-    expect(a.workload.digest).toBe(b.workload.digest);
-    expect(a.workload.digest).not.toBe(c.workload.digest);
+  it("cli: the same seed gives the same digest, another seed another", async () => {
+    const [a, b, c] = (
+      await Promise.all(
+        ["5", "5", "6"].map((seed) =>
+          pagesim_async("run", SMALL, "--json", "--seed", seed, "--duration", "1s"),
+        ),
+      )
+    ).map((r) => JSON.parse(r.out));
+    expect(a.digest).toBe(b.digest);
+    expect(a.vmstat).toEqual(b.vmstat);
+    expect(a.digest).not.toBe(c.digest);
   });
 
-  it("cli: bad arguments exit 2 with a message naming the problem", () => {
+  it("cli: a bad scenario exits 2 with one line per problem, its path and line, and runs nothing", () => {
+    const dir = tmp();
+    const file = join(dir, "bad.yaml");
+    writeFileSync(
+      file,
+      "name: bad\nmachine:\n  memory: 1GiB\nworkload:\n  - type: thp\n    count: 1\n  - type: alloc_anon\n    size: lots\n  - type: kernel_alloc\n    size: 1MiB\n    order: 7\n",
+    );
+    const out = join(dir, "out");
+    const r = pagesim("run", file, "--out", out);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe("");
+    expect(r.err).toContain(
+      `${file}: workload[1].size: expected a size like '512MiB', got 'lots' (line 8)`,
+    );
+    expect(r.err).toContain(
+      `${file}: workload[2].order: expected an integer from 0 to 3, got 7 (line 11)`,
+    );
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it("cli: what is not modelled yet is refused with exit 2 and its line", () => {
+    const dir = tmp();
+    const file = join(dir, "balloon.yaml");
+    writeFileSync(file, "name: b\nballoons:\n  - features: [deflate_on_oom]\n");
+    const r = pagesim("run", file);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(
+      "balloons: balloon devices are not yet supported: waits for the balloon model (line 2)",
+    );
+    expect(r.out).toBe("");
+    const era = pagesim("run", SMALL, "--era", "2012");
+    expect(era.code).toBe(2);
+    expect(era.err).toContain("era: era 2012 is not yet supported");
+  });
+
+  it("cli: bad arguments exit 2 with a message naming the problem", async () => {
     const bad = [
       [["run", "--mem", "lots"], /--mem.*expected a size like '8GiB'/],
-      [["run", "--mem", "1000001"], /mem_bytes: 1000001 is not a multiple of the 4 KiB page size/],
-      [["run", "--mem", "1000"], /mem_bytes: expected a size from 65536 bytes/],
+      [
+        ["run", SMALL, "--mem", "1000001"],
+        /mem_bytes: 1000001 is not a multiple of the 4 KiB page size/,
+      ],
       [["run", "--cpus", "0"], /--cpus must be an integer from 1 to 1024/],
       [["run", "--layout", "sun4m"], /--layout.*sun4m/],
+      [["run", "--era", "1999"], /--era.*1999/],
       [["run", "--proc", "meminfo"], /unknown file 'meminfo'/],
+      [["run", "/no/such/file.yaml"], /\/no\/such\/file\.yaml: cannot read/],
       [["frobnicate"], /unknown command/],
     ] as const;
-    for (const [args, msg] of bad) {
-      const r = pagesim(...args);
+    const runs = await Promise.all(bad.map(([args]) => pagesim_async(...args)));
+    for (const [i, [args, msg]] of bad.entries()) {
+      const r = runs[i];
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.err).toMatch(msg);
       expect(r.out).toBe("");
     }
   });
 
-  it("cli: --help shows an example and exits 0", () => {
-    const r = pagesim("run", "--help");
-    expect(r.code).toBe(0);
-    expect(r.out).toContain("Examples:");
+  it("cli: --help on every command shows an example and exits 0", async () => {
+    const cmds = [["run", "--help"], ["sweep", "--help"], ["--help"]];
+    const runs = await Promise.all(cmds.map((c) => pagesim_async(...c)));
+    for (const [i, cmd] of cmds.entries()) {
+      const r = runs[i];
+      expect(r.code, cmd.join(" ")).toBe(0);
+      expect(r.out, cmd.join(" ")).toContain("Example");
+    }
   });
+
+  it("cli: --out writes result.json, metrics.csv, /proc samples, an HTML report and a trace", () => {
+    const out = join(tmp(), "report");
+    const r = pagesim("run", SMALL, "--quiet", "--out", out);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`report written to ${out}/report.html`);
+    const res = JSON.parse(readFileSync(join(out, "result.json"), "utf8"));
+    expect(res.scenario).toBe("small");
+    expect(res.scenario_config.machine.memory).toBe(256 * 1024 ** 2);
+    // metrics.csv: a header and one row per sample.
+    const csv = readFileSync(join(out, "metrics.csv"), "utf8").trim().split("\n");
+    expect(csv[0].split(",")).toEqual(
+      expect.arrayContaining(["t_s", "free_blocks_order_9", "nr_free_pages", "thp_fault_alloc"]),
+    );
+    expect(csv).toHaveLength(res.timeline.length + 1);
+    // /proc snapshots at each sample, in the kernel's formats.
+    const samples = readdirSync(join(out, "samples")).filter((d) => /^\d{4}$/.test(d));
+    expect(samples).toHaveLength(res.timeline.length);
+    expect(readFileSync(join(out, "samples", "0001", "buddyinfo"), "utf8")).toMatch(
+      /^Node 0, zone {6}DMA( +\d+){11} \n/,
+    );
+    expect(readFileSync(join(out, "samples", "0001", "pagetypeinfo"), "utf8")).toContain(
+      "Page block order: 9",
+    );
+    expect(readFileSync(join(out, "samples", "0001", "vmstat"), "utf8")).toMatch(
+      /^nr_free_pages \d+\n/,
+    );
+
+    // report.html: charts with data and a memory picture per moment.
+    const doc = parse(readFileSync(join(out, "report.html"), "utf8"));
+    const els = elements(doc as unknown as Node);
+    const ids = els.map((e) => attr(e, "id")).filter(Boolean);
+    for (const id of [
+      "chart-free-orders",
+      "chart-memory",
+      "chart-2mib",
+      "chart-thp",
+      "chart-compaction",
+    ]) {
+      expect(ids).toContain(id);
+    }
+    const scripts = els.filter((e) => e.tagName === "script");
+    expect(scripts.some((s) => text(s).includes("uPlot"))).toBe(true); // inlined, no network
+    expect(els.some((e) => e.tagName === "script" && attr(e, "src"))).toBe(false);
+    const data = JSON.parse(text(scripts.find((s) => attr(s, "id") === "pagesim-data")!));
+    expect(data.t).toHaveLength(res.timeline.length);
+    for (const ch of data.charts) {
+      expect(ch.series.length).toBeGreaterThan(0);
+      for (const s of ch.series) expect(s.values).toHaveLength(data.t.length);
+    }
+    const canvases = els.filter((e) => e.tagName === "canvas" && attr(e, "class") === "memmap");
+    expect(canvases).toHaveLength(data.maps.length);
+    expect(data.maps.map((m: { label: string }) => m.label)).toEqual(["start", "2.50 s", "end"]);
+    expect(data.maps[2].cells).toMatch(/a/);
+    expect(data.maps[2].cells).toHaveLength(data.maps[0].cells.length);
+
+    // trace.json: valid Chrome trace-event JSON.
+    const trace = JSON.parse(readFileSync(join(out, "trace.json"), "utf8"));
+    expect(Array.isArray(trace.traceEvents)).toBe(true);
+    for (const ev of trace.traceEvents) {
+      expect(typeof ev.name).toBe("string");
+      expect(["X", "i", "C", "M"]).toContain(ev.ph);
+      expect(Number.isFinite(ev.ts)).toBe(true);
+      expect(Number.isInteger(ev.pid) && Number.isInteger(ev.tid)).toBe(true);
+      if (ev.ph === "X") expect(ev.dur).toBeGreaterThanOrEqual(0);
+      if (ev.ph === "C") for (const v of Object.values(ev.args)) expect(typeof v).toBe("number");
+    }
+    const names = trace.traceEvents
+      .filter((e: { name: string }) => e.name === "thread_name")
+      .map((e: { args: { name: string } }) => e.args.name);
+    expect(names).toEqual(["CPU 0", "CPU 1"]); // one track per simulated CPU
+    for (const ev of trace.traceEvents) expect([0, 1]).toContain(ev.tid);
+    const compaction = trace.traceEvents.filter(
+      (e: { name: string; ph: string }) => e.name === "compact_memory" && e.ph === "X",
+    );
+    expect(compaction).toHaveLength(2); // the write on CPU 0 and the run on CPU 1
+    expect(
+      compaction.some(
+        (e: { tid: number; args: { pgmigrate_success?: number } }) =>
+          e.tid === 1 && (e.args.pgmigrate_success ?? 0) > 0,
+      ),
+    ).toBe(true);
+  });
+
+  it("cli: the default scenario (8 GiB guest) runs and tells its story", () => {
+    const r = pagesim("run", "--json");
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.scenario).toBe("default");
+    expect(j.machine.memory).toBe(8 * 1024 ** 3);
+    expect(j.timeline).toHaveLength(61);
+    // THP faults fall back under pressure, and compact_memory wins 2 MiB blocks back.
+    expect(j.vmstat.thp_fault_fallback).toBeGreaterThan(0);
+    const at = (s: number) => j.timeline[s];
+    expect(at(42).free_2mib_blocks).toBeGreaterThan(2 * at(39).free_2mib_blocks);
+    expect(j.compaction.pages_migrated).toBeGreaterThan(10_000);
+  }, 120_000);
 });

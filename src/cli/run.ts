@@ -1,11 +1,18 @@
 /**
- * cli/run.ts: `pagesim run` without a scenario: boot a machine, run the
- * built-in allocation workload, print /proc files and a summary.
+ * cli/run.ts: `pagesim run [SCENARIO]`: load a scenario file (YAML or JSON;
+ * without one, the built-in default scenario), apply the command line's
+ * overrides, refuse what cannot run yet, run it on the virtual clock and
+ * print a summary (or one JSON object), optionally writing a report
+ * directory (--out).
+ *
+ * Exit codes (see main.ts): 2 for a bad scenario or argument, each problem
+ * on its own line with its path and line, before anything runs; 1 when the
+ * model hits a kernel BUG.
  */
 
-import { boot, type Layout } from "../kernel/boot.ts";
-import { NR_PAGE_ORDERS } from "../kernel/mmzone.ts";
-import { zone_pcp_pages } from "../kernel/page_alloc/pcp.ts";
+import { readFileSync } from "node:fs";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { MachineConfigError } from "../kernel/boot.ts";
 import {
   debugfs_extfrag_index,
   debugfs_unusable_index,
@@ -13,27 +20,31 @@ import {
   proc_pagetypeinfo,
   proc_vmstat,
   proc_zoneinfo,
-  vmstat_values,
 } from "../kernel/procfs.ts";
-import { NR_FREE_PAGES } from "../kernel/vmstat_items.ts";
-import { ProgressLine } from "../report/progress.ts";
-import { Prng } from "../runtime/prng.ts";
-import { DEFAULT_CHURN, run_alloc_churn } from "../sim/alloc_churn.ts";
-import { format_size } from "../workload/units.ts";
+import { write_report } from "../report/files.ts";
+import { RunProgress } from "../report/progress.ts";
+import { run_header, summary } from "../report/summary.ts";
+import { run_scenario, type ScenarioResult, unsupported } from "../sim/scenario_run.ts";
+import { DEFAULT_SCENARIO_YAML } from "../workload/default_scenario.ts";
+import { parse_source, ScenarioError, type SourceDoc, scenario_from } from "../workload/load.ts";
+import { ERAS, type Era, type Scenario } from "../workload/scenario.ts";
+import { parse_duration, parse_size } from "../workload/units.ts";
+import { UsageError } from "./errors.ts";
 
 export interface RunOptions {
-  mem: number;
-  cpus: number;
-  layout: Layout;
-  seed: number;
-  ops: number;
-  thp: number;
-  proc: string[];
+  seed?: number;
+  era?: Era;
+  out?: string;
   json?: boolean;
   quiet?: boolean;
+  mem?: number;
+  cpus?: number;
+  layout?: Scenario["machine"]["layout"];
+  duration?: number;
+  proc: string[];
 }
 
-const PROC: Record<string, [string, (m: ReturnType<typeof boot>) => string]> = {
+const PROC_FILES: Record<string, [string, (m: Parameters<typeof proc_buddyinfo>[0]) => string]> = {
   buddyinfo: ["/proc/buddyinfo", proc_buddyinfo],
   pagetypeinfo: ["/proc/pagetypeinfo", proc_pagetypeinfo],
   zoneinfo: ["/proc/zoneinfo", proc_zoneinfo],
@@ -42,64 +53,189 @@ const PROC: Record<string, [string, (m: ReturnType<typeof boot>) => string]> = {
   unusable_index: ["/sys/kernel/debug/extfrag/unusable_index", debugfs_unusable_index],
 };
 
-export function run_default(opts: RunOptions): void {
-  // Boot first: a bad configuration is reported before anything is printed.
-  const m = boot({ mem_bytes: opts.mem, nr_cpus: opts.cpus, layout: opts.layout });
-  const out = process.stdout;
-  if (!opts.json) {
-    out.write(
-      `pagesim run: seed ${opts.seed}, ${format_size(opts.mem)} ${opts.layout} guest, ${opts.cpus} CPUs, ` +
-        `${opts.ops} operations, ${opts.thp} THP attempts\n`,
-    );
-  }
-  const prng = new Prng(opts.seed);
-  const show_progress = !opts.quiet && !opts.json && process.stderr.isTTY === true;
-  const bar = show_progress ? new ProgressLine(process.stderr, "allocating") : null;
-  const r = run_alloc_churn(
-    m,
-    prng,
-    { ...DEFAULT_CHURN, ops: opts.ops, thp_attempts: opts.thp },
-    (f) => bar?.update(f),
-  );
-  bar?.done();
+export function int_arg(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new InvalidArgumentError(
+        `${name} must be an integer from ${min} to ${max}, got '${v}'`,
+      );
+    }
+    return n;
+  };
+}
 
-  const zones = m.populated.map((z) => ({
-    name: z.name,
-    managed_pages: z.managed_pages,
-    free_pages: z.vm_stat[NR_FREE_PAGES],
-    pcp_pages: zone_pcp_pages(z),
-    free_blocks: Array.from(z.nr_free),
-  }));
+function size_arg(v: string): number {
+  const n = parse_size(v);
+  if (n === null)
+    throw new InvalidArgumentError(`expected a size like '8GiB' or '512MiB', got '${v}'`);
+  return n;
+}
+
+function duration_arg(v: string): number {
+  const n = parse_duration(v);
+  if (n === null || n <= 0)
+    throw new InvalidArgumentError(`expected a duration like '30s', got '${v}'`);
+  return n;
+}
+
+function proc_list(v: string): string[] {
+  const names = v
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names) {
+    if (!(n in PROC_FILES)) {
+      throw new InvalidArgumentError(
+        `unknown file '${n}' (choose from ${Object.keys(PROC_FILES).join(", ")})`,
+      );
+    }
+  }
+  return names;
+}
+
+/** Read, validate and override a scenario; every problem is a UsageError (exit 2). */
+export function prepare_scenario(file: string | undefined, opts: RunOptions): Scenario {
+  const name = file ?? "built-in default scenario";
+  let src: SourceDoc;
+  try {
+    let text = DEFAULT_SCENARIO_YAML;
+    if (file !== undefined) {
+      try {
+        text = readFileSync(file, "utf8");
+      } catch (e) {
+        throw new ScenarioError(file, [
+          { path: "", message: `cannot read: ${(e as Error).message}`, line: 0 },
+        ]);
+      }
+    }
+    src = parse_source(text, name);
+    const sc = scenario_from(src, name);
+    if (opts.seed !== undefined) sc.seed = opts.seed;
+    if (opts.era !== undefined) sc.era = opts.era;
+    if (opts.mem !== undefined) sc.machine.memory = opts.mem;
+    if (opts.cpus !== undefined) sc.machine.cpus = opts.cpus;
+    if (opts.layout !== undefined) sc.machine.layout = opts.layout;
+    if (opts.duration !== undefined) sc.duration = opts.duration;
+    const problems = unsupported(sc).map((p) => ({
+      ...p,
+      line: src.line_of(
+        p.path
+          .split(/[.[\]]+/)
+          .filter(Boolean)
+          .map((k) => (/^\d+$/.test(k) ? Number(k) : k)),
+      ),
+    }));
+    if (problems.length) throw new ScenarioError(name, problems);
+    return sc;
+  } catch (e) {
+    if (e instanceof ScenarioError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
+export function run_command(file: string | undefined, opts: RunOptions): void {
+  const sc = prepare_scenario(file, opts);
+  const out = process.stdout;
+  const show_progress = !opts.quiet && !opts.json && out.isTTY === true;
+  const bar = show_progress ? new RunProgress(process.stderr) : null;
+  const t0 = Date.now();
+  let r: ScenarioResult;
+  let header_done = false;
+  try {
+    r = run_scenario(sc, {
+      on_boot: () => {
+        // Printed once the machine booted, so a bad machine prints nothing.
+        if (!opts.json)
+          out.write(run_header({ ...sc, scenario: sc.name, duration_ns: sc.duration }));
+        header_done = true;
+      },
+      progress: (t, end) => bar?.update(t, end),
+      proc_snapshots: opts.out !== undefined,
+      trace: opts.out !== undefined,
+      final_proc: (m) =>
+        Object.fromEntries(opts.proc.map((p) => [PROC_FILES[p][0], PROC_FILES[p][1](m)])),
+    });
+  } catch (e) {
+    if (e instanceof MachineConfigError && !header_done)
+      throw new UsageError(`${file ?? "default"}: ${e.message}`);
+    throw e;
+  } finally {
+    bar?.done();
+  }
+  const wall_s = (Date.now() - t0) / 1000;
+  if (opts.out !== undefined) write_report(opts.out, r, sc);
   if (opts.json) {
-    const vmstat = Object.fromEntries(vmstat_values(m));
-    out.write(
-      `${JSON.stringify({
-        seed: opts.seed,
-        machine: { mem_bytes: opts.mem, cpus: opts.cpus, layout: opts.layout },
-        min_free_kbytes: m.sysctl.min_free_kbytes,
-        workload: r,
-        zones,
-        vmstat,
-        proc: Object.fromEntries(opts.proc.map((p) => [PROC[p][0], PROC[p][1](m)])),
-      })}\n`,
-    );
+    out.write(`${JSON.stringify(json_result(r))}\n`);
     return;
   }
-  out.write(
-    `\nworkload: ${r.allocs} allocations (${r.alloc_failures} failed), ${r.frees} frees, ` +
-      `${format_size(r.pages_held * 4096)} held; THP ${r.thp_success}/${r.thp_attempts} succeeded\n`,
-  );
-  out.write(`min_free_kbytes ${m.sysctl.min_free_kbytes}; event digest ${r.digest}\n\n`);
-  out.write("zone        managed        free    pcp lists   free 2MiB+ blocks\n");
-  for (const z of zones) {
-    let big = 0;
-    for (let o = 9; o < NR_PAGE_ORDERS; o++) big += z.free_blocks[o] << (o - 9);
-    out.write(
-      `${z.name.padEnd(8)} ${format_size(z.managed_pages * 4096).padStart(10)} ${format_size(z.free_pages * 4096).padStart(11)} ` +
-        `${format_size(z.pcp_pages * 4096).padStart(12)} ${String(big).padStart(19)}\n`,
-    );
-  }
-  for (const p of opts.proc) {
-    out.write(`\n${PROC[p][0]}:\n${PROC[p][1](m)}`);
-  }
+  out.write(summary(r, wall_s));
+  for (const [path, text] of Object.entries(r.final_proc)) out.write(`\n${path}:\n${text}`);
+  if (opts.out !== undefined) out.write(`\nreport written to ${opts.out}/report.html\n`);
+}
+
+/** The --json object: the result without the bulky parts that --out writes. */
+export function json_result(r: ScenarioResult): Record<string, unknown> {
+  const { proc_snapshots: _p, trace: _t, ...rest } = r;
+  return {
+    ...rest,
+    buddyinfo: Object.fromEntries(r.buddyinfo.map((z) => [z.zone, z.free])),
+    buddyinfo_start: Object.fromEntries(r.buddyinfo_start.map((z) => [z.zone, z.free])),
+  };
+}
+
+/** Register `pagesim run` on the program. */
+export function register_run(program: Command): void {
+  program
+    .command("run")
+    .argument(
+      "[scenario]",
+      "scenario file (YAML or JSON); without one, the built-in default scenario",
+    )
+    .description(
+      "Run a scenario on the virtual clock: boot the machine it describes, run its\n" +
+        "workload, sample /proc as simulated time passes, and print a summary.",
+    )
+    .option(
+      "--seed <s>",
+      "PRNG seed (overrides the scenario's)",
+      int_arg("--seed", 0, Number.MAX_SAFE_INTEGER),
+    )
+    .addOption(
+      new Option("--era <era>", "kernel era (overrides the scenario's)").choices([...ERAS]),
+    )
+    .option(
+      "--out <dir>",
+      "write result.json, metrics.csv, /proc samples, report.html and trace.json",
+    )
+    .option("--json", "print one JSON object instead of the summary")
+    .option("--quiet", "no progress bar")
+    .option("--mem <size>", "RAM size (overrides machine.memory)", size_arg)
+    .option("--cpus <n>", "number of CPUs (overrides machine.cpus)", int_arg("--cpus", 1, 1024))
+    .addOption(
+      new Option("--layout <layout>", "physical memory layout (overrides machine.layout)").choices([
+        "q35",
+        "pc",
+        "flat",
+        "normal",
+      ]),
+    )
+    .option("--duration <time>", "simulated time to run (overrides duration)", duration_arg)
+    .option(
+      "--proc <files>",
+      `files to print at the end: ${Object.keys(PROC_FILES).join(",")}`,
+      proc_list,
+      [],
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n" +
+        "  pagesim run\n" +
+        "  pagesim run examples/thp_compact_memory.yaml --seed 7 --out out/thp\n" +
+        "  pagesim run --mem 1GiB --duration 10s --json > result.json\n" +
+        "  pagesim run examples/unmovable_pollution.yaml --proc buddyinfo,pagetypeinfo",
+    )
+    .action((file: string | undefined, opts: RunOptions) => {
+      run_command(file, opts);
+    });
 }

@@ -1,31 +1,44 @@
 /**
- * report/progress.ts: a one-line progress indicator for runs longer than a
- * second, drawn on a terminal only (the caller decides). It redraws at most
- * every 1% so it costs nothing measurable. Wall-clock time is read here, in
- * the report layer, never in the model.
+ * report/progress.ts: the progress bar of a run (cli-progress) on stderr:
+ * simulated time reached, the simulation rate (simulated seconds per wall
+ * second) and the ETA. It appears only once a run has taken more than a
+ * second of wall time, and only when the caller says the terminal wants it
+ * (not with --quiet or --json, not when stdout is not a TTY). Wall-clock
+ * time is read here, in the report layer, never in the model.
  */
-export class ProgressLine {
-  private last = -1;
-  private readonly start = Date.now();
-  constructor(
-    private readonly stream: NodeJS.WriteStream,
-    private readonly label: string,
-  ) {}
 
-  update(fraction: number): void {
-    const pct = Math.floor(fraction * 100);
-    if (pct === this.last) return;
-    this.last = pct;
-    const width = 30;
-    const filled = Math.round((pct / 100) * width);
+import { SingleBar } from "cli-progress";
+import { format_duration } from "../workload/units.ts";
+
+export class RunProgress {
+  private bar: SingleBar | null = null;
+  private readonly start = Date.now();
+
+  constructor(private readonly stream: NodeJS.WriteStream) {}
+
+  update(t_ns: number, end_ns: number): void {
     const elapsed = (Date.now() - this.start) / 1000;
-    const eta = fraction > 0 ? (elapsed / fraction) * (1 - fraction) : 0;
-    this.stream.write(
-      `\r${this.label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${String(pct).padStart(3)}%  ${elapsed.toFixed(1)}s elapsed, ETA ${eta.toFixed(1)}s `,
-    );
+    if (!this.bar) {
+      if (elapsed < 1) return;
+      this.bar = new SingleBar({
+        stream: this.stream,
+        format:
+          "{bar} {percentage}% | {sim} of {total_sim} simulated | {rate} sim-s/s | ETA {eta_formatted}",
+        barsize: 24,
+        hideCursor: true,
+        clearOnComplete: true,
+        etaBuffer: 20,
+      });
+      this.bar.start(end_ns, 0, { sim: "0 s", total_sim: format_duration(end_ns), rate: "-" });
+    }
+    this.bar.update(Math.min(t_ns, end_ns), {
+      sim: format_duration(Math.round(t_ns / 1e6) * 1e6),
+      rate: elapsed > 0 ? (t_ns / 1e9 / elapsed).toFixed(1) : "-",
+    });
   }
 
   done(): void {
-    this.stream.write("\r\x1b[K");
+    this.bar?.stop();
+    this.bar = null;
   }
 }

@@ -47,3 +47,45 @@ export function format_size(bytes: number): string {
   const s = Number.isInteger(v) ? String(v) : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2);
   return `${s} ${units[i]}`;
 }
+
+const TIME_UNITS: Record<string, number> = {
+  ns: 1,
+  us: 1e3,
+  µs: 1e3,
+  ms: 1e6,
+  s: 1e9,
+  sec: 1e9,
+  m: 60e9,
+  min: 60e9,
+  h: 3600e9,
+};
+
+/**
+ * Parse a span of simulated time ("30s", "500ms", "2min", "1.5h"); a plain
+ * number is seconds. Returns whole nanoseconds, or null when the text is not
+ * a duration.
+ */
+export function parse_duration(text: string | number): number | null {
+  if (typeof text === "number") {
+    return Number.isFinite(text) && text >= 0 ? Math.round(text * 1e9) : null;
+  }
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zµ]*)\s*$/i.exec(text);
+  if (!m) return null;
+  const unit = m[2] === "" ? 1e9 : TIME_UNITS[m[2].toLowerCase()];
+  if (unit === undefined) return null;
+  const v = Math.round(Number(m[1]) * unit);
+  return Number.isSafeInteger(v) ? v : null;
+}
+
+/** Print simulated nanoseconds as people read them: "1.50 s", "250 ms". */
+export function format_duration(ns: number): string {
+  if (ns >= 60e9 && ns % 60e9 === 0) return `${ns / 60e9} min`;
+  if (ns >= 1e9) return `${trim(ns / 1e9)} s`;
+  if (ns >= 1e6) return `${trim(ns / 1e6)} ms`;
+  if (ns >= 1e3) return `${trim(ns / 1e3)} µs`;
+  return `${ns} ns`;
+}
+
+function trim(v: number): string {
+  return Number.isInteger(v) ? String(v) : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2);
+}

@@ -1,0 +1,184 @@
+/**
+ * sim/sample.ts: what the simulator records about a running machine: a
+ * sample of metrics (free blocks per order, the /proc/vmstat counters a
+ * report charts), the /proc files as text, and a picture of physical memory
+ * with one cell per pageblock, coloured by what the pageblock holds.
+ *
+ * Memory map cells (one character each):
+ *   f free (every page free, on the buddy or pcp lists)
+ *   a anonymous (process memory, THPs included)   c page cache (file)
+ *   u unmovable or reclaimable kernel memory: any such page in the block
+ *     (one is enough to keep the block from becoming a free 2 MiB block)
+ *   b balloon (PageOffline/balloon pages, or movable_ops pages)
+ *   i isolated (a page isolated for migration, or a MIGRATE_ISOLATE block)
+ *   x reserved at boot   h no RAM (a hole between zones)
+ * A second string gives, per cell, the free share in tenths ('0'..'9', '9'
+ * also meaning all free), so a picture can shade partly free blocks.
+ *
+ * Reads the memory map without locks, between steps: the simulator samples
+ * from its own thread, so nothing changes during a read.
+ */
+
+import type { Machine } from "../kernel/machine.ts";
+import { MIGRATE_ISOLATE, NR_PAGE_ORDERS } from "../kernel/mmzone.ts";
+import {
+  get_pageblock_migratetype,
+  PAGE_MAPPING_ANON,
+  PAGE_MAPPING_MOVABLE,
+  PG_isolated,
+  PG_reserved,
+  PGTY_balloon,
+  PGTY_buddy,
+  PGTY_offline,
+} from "../kernel/page.ts";
+import { proc_buddyinfo, proc_pagetypeinfo, proc_vmstat, vmstat_values } from "../kernel/procfs.ts";
+
+/** The /proc/vmstat counters each sample keeps (kernel names). */
+export const SAMPLED_VMSTAT = [
+  "nr_free_pages",
+  "nr_anon_pages",
+  "nr_file_pages",
+  "nr_anon_transparent_hugepages",
+  "thp_fault_alloc",
+  "thp_fault_fallback",
+  "compact_migrate_scanned",
+  "compact_free_scanned",
+  "compact_isolated",
+  "compact_stall",
+  "compact_fail",
+  "compact_success",
+  "pgmigrate_success",
+  "pgmigrate_fail",
+] as const;
+
+export interface Sample {
+  /** Simulated time, ns. */
+  t_ns: number;
+  /** Free blocks per order, all zones (the columns of /proc/buddyinfo summed). */
+  free_blocks: number[];
+  /** Free 2 MiB (order 9) blocks, counting an order-10 block as two. */
+  free_2mib_blocks: number;
+  /** Pages the workload holds as kernel memory (unmovable or reclaimable). */
+  kernel_pages: number;
+  vmstat: Record<(typeof SAMPLED_VMSTAT)[number], number>;
+}
+
+export function take_sample(m: Machine, t_ns: number, kernel_pages: number): Sample {
+  const free_blocks = new Array<number>(NR_PAGE_ORDERS).fill(0);
+  for (const z of m.populated)
+    for (let o = 0; o < NR_PAGE_ORDERS; o++) free_blocks[o] += z.nr_free[o];
+  let big = 0;
+  for (let o = 9; o < NR_PAGE_ORDERS; o++) big += free_blocks[o] * 2 ** (o - 9);
+  const all = new Map(vmstat_values(m));
+  const vmstat = {} as Sample["vmstat"];
+  for (const k of SAMPLED_VMSTAT) vmstat[k] = all.get(k) ?? 0;
+  return { t_ns, free_blocks, free_2mib_blocks: big, kernel_pages, vmstat };
+}
+
+/** /proc files as text at one moment, named as the kernel names them. */
+export interface ProcSnapshot {
+  t_ns: number;
+  buddyinfo: string;
+  pagetypeinfo: string;
+  vmstat: string;
+}
+
+export function take_proc_snapshot(m: Machine, t_ns: number): ProcSnapshot {
+  return {
+    t_ns,
+    buddyinfo: proc_buddyinfo(m),
+    pagetypeinfo: proc_pagetypeinfo(m),
+    vmstat: proc_vmstat(m),
+  };
+}
+
+export interface MemoryMap {
+  t_ns: number;
+  label: string;
+  /** Pages per cell (the pageblock size). */
+  pages_per_cell: number;
+  /** One character per pageblock from pfn 0 (see the header). */
+  cells: string;
+  /** Free share of each cell in tenths, '0'..'9'. */
+  free: string;
+}
+
+/**
+ * The picture of physical memory. `thp_block[b]` marks pageblocks that hold
+ * a THP (an order-9 compound page has no owner in the model's page state).
+ */
+export function memory_map(
+  m: Machine,
+  t_ns: number,
+  label: string,
+  thp_block: Uint8Array,
+): MemoryMap {
+  const mem = m.mem;
+  const order = mem.pageblock_order;
+  const per = 1 << order;
+  const nblocks = Math.ceil(mem.nr_pages / per);
+  const cells = new Uint8Array(nblocks);
+  const free = new Uint8Array(nblocks);
+  const zones = m.populated;
+  for (let b = 0; b < nblocks; b++) {
+    const start = b * per;
+    const end = Math.min(start + per, mem.nr_pages);
+    free[b] = 48;
+    if (!zones.some((z) => start < z.zone_end_pfn && end > z.zone_start_pfn)) {
+      cells[b] = 104; // h
+      continue;
+    }
+    if (thp_block[b]) {
+      cells[b] = 97; // a
+      continue;
+    }
+    let nfree = 0;
+    let anon = 0;
+    let file = 0;
+    let kern = 0;
+    let balloon = 0;
+    let isolated = get_pageblock_migratetype(mem, start) === MIGRATE_ISOLATE ? 1 : 0;
+    let reserved = 0;
+    let pfn = start;
+    while (pfn < end) {
+      const pt = mem.page_type[pfn];
+      if (pt === PGTY_buddy) {
+        const n = Math.min(2 ** mem.page_private[pfn], end - pfn); // buddy_order()
+        nfree += n;
+        pfn += n;
+        continue;
+      }
+      const flags = mem.flags[pfn];
+      if (flags & (1 << PG_reserved)) reserved++;
+      else if (flags & (1 << PG_isolated)) isolated++;
+      else if (pt === PGTY_balloon || pt === PGTY_offline) balloon++;
+      else if (mem._refcount[pfn] === 0) nfree++;
+      else {
+        const mapping = mem.mapping[pfn];
+        if (mapping === 0) kern++;
+        else if (mapping & PAGE_MAPPING_MOVABLE) balloon++;
+        else if (mapping & PAGE_MAPPING_ANON) anon++;
+        else file++;
+      }
+      pfn++;
+    }
+    const total = end - start;
+    free[b] = 48 + Math.min(9, Math.floor((nfree * 10) / total));
+    let c: number;
+    if (isolated)
+      c = 105; // i
+    else if (reserved * 2 > total)
+      c = 120; // x
+    else if (nfree === total)
+      c = 102; // f
+    else if (kern > 0)
+      c = 117; // u
+    else if (balloon > 0 && balloon >= anon && balloon >= file)
+      c = 98; // b
+    else if (anon === 0 && file === 0) c = nfree > 0 ? 102 : 120;
+    else c = anon >= file ? 97 : 99; // a, c
+    cells[b] = c;
+  }
+  const dec = new TextDecoder();
+  return { t_ns, label, pages_per_cell: per, cells: dec.decode(cells), free: dec.decode(free) };
+}

@@ -1,0 +1,673 @@
+/**
+ * sim/scenario_run.ts: runs a scenario on the virtual clock. It boots the
+ * machine the scenario describes, and runs a few simulated threads in one
+ * Execution whose scheduler always steps the thread whose next step comes
+ * first in simulated time (Execution.earliest: a discrete-event simulation):
+ *
+ *   thread 0  "workload" (CPU 0): the timeline events and the generators'
+ *             events in time order; sleeps (schedule_timeout) until the next.
+ *   thread 1  "compact_memory" (CPU 1): a shell writing
+ *             /proc/sys/vm/compact_memory; it sleeps in wait_event() until
+ *             the workload asks, then runs compact_nodes(), concurrently
+ *             with the workload (they share the LRU lock and the zones).
+ *   thread 2  "sampler": every sample_interval takes a sample of metrics
+ *             (and /proc snapshots when asked); every STAT_INTERVAL_NS runs
+ *             the vmstat work (vmstat_update: pcp high decay).
+ *
+ * A thread's CPU is its id where id < nr_cpus (mm/lru.ts this_cpu()), CPU 0
+ * otherwise. Kernel steps cost `step_ns` of simulated time each.
+ *
+ * Balloons and the host plug in at sim_threads() (one "vballoon" thread per
+ * device, running the driver's inflate/deflate work, and one "host" thread
+ * applying the policy) and at the `balloon_target` case of run_event(); until
+ * the balloon model lands, unsupported() refuses such scenarios before
+ * anything runs.
+ *
+ * Determinism: all randomness is one Prng seeded from the scenario's seed
+ * (the workload's draws and the scheduler's rt.choose()); the event queue
+ * orders ties by insertion. The digest folds every page the workload got or
+ * gave back, every event and every sample.
+ */
+
+import { boot } from "../kernel/boot.ts";
+import { compact_nodes } from "../kernel/compaction.ts";
+import { era2016 } from "../kernel/eras/era2016.ts";
+import type { Machine } from "../kernel/machine.ts";
+import { MmState } from "../kernel/mm/state.ts";
+import { PAGE_SIZE } from "../kernel/page.ts";
+import { setup_per_zone_wmarks } from "../kernel/page_alloc/watermark.ts";
+import { vmstat_values } from "../kernel/procfs.ts";
+import { STAT_INTERVAL_NS, vmstat_update } from "../kernel/vmstat.ts";
+import {
+  COMPACTFREE_SCANNED,
+  COMPACTMIGRATE_SCANNED,
+  PGMIGRATE_FAIL,
+  PGMIGRATE_SUCCESS,
+} from "../kernel/vmstat_items.ts";
+import { Execution } from "../runtime/execution.ts";
+import { Prng } from "../runtime/prng.ts";
+import type { Runtime, Step } from "../runtime/runtime.ts";
+import type { Problem } from "../workload/load.ts";
+import type { EventItem, GeneratorItem, Scenario } from "../workload/scenario.ts";
+import { format_duration } from "../workload/units.ts";
+import { draw } from "./dist.ts";
+import {
+  type MemoryMap,
+  memory_map,
+  type ProcSnapshot,
+  type Sample,
+  take_proc_snapshot,
+  take_sample,
+} from "./sample.ts";
+import {
+  alloc_anon,
+  cache_grow,
+  cache_shrink,
+  free_anon,
+  kernel_alloc,
+  kernel_free,
+  type TraceEvent,
+  thp_faults,
+  type WorkloadCounts,
+  World,
+} from "./world.ts";
+
+export interface RunHooks {
+  /** Called now and then with the simulated time reached (progress bars). */
+  progress?: (t_ns: number, end_ns: number) => void;
+  /** Keep /proc snapshots at every sample (for --out). */
+  proc_snapshots?: boolean;
+  /** Keep trace events (for --out). */
+  trace?: boolean;
+  /** Called once the machine booted (a bad machine throws before it). */
+  on_boot?: () => void;
+  /** Called with the final state before the result is built (tests, checks). */
+  at_end?: (m: Machine, mm: MmState) => void;
+  /** /proc files to keep from the final state, by path. */
+  final_proc?: (m: Machine) => Record<string, string>;
+}
+
+export interface ZoneBuddy {
+  zone: string;
+  /** free_area[order].nr_free, as /proc/buddyinfo prints them. */
+  free: number[];
+}
+
+export interface ScenarioResult {
+  scenario: string;
+  description: string;
+  seed: number;
+  era: string;
+  machine: Scenario["machine"];
+  kernel: Scenario["kernel"];
+  duration_ns: number;
+  /** Simulated time when the last thread finished. */
+  end_ns: number;
+  steps: number;
+  digest: string;
+  managed_pages: number;
+  workload: WorkloadCounts;
+  thp: { attempts: number; success: number; success_rate: number };
+  compaction: {
+    runs: number;
+    pages_migrated: number;
+    migrate_failures: number;
+    migrate_scanned: number;
+    free_scanned: number;
+  };
+  buddyinfo_start: ZoneBuddy[];
+  buddyinfo: ZoneBuddy[];
+  vmstat: Record<string, number>;
+  timeline: Sample[];
+  memory_maps: MemoryMap[];
+  proc_snapshots: ProcSnapshot[];
+  trace: TraceEvent[];
+  trace_dropped: number;
+  /** The files hooks.final_proc asked for, by path. */
+  final_proc: Record<string, string>;
+}
+
+/** What the runner cannot do yet: problems for `pagesim run` to print (exit 2). */
+export function unsupported(sc: Scenario): Problem[] {
+  const out: Problem[] = [];
+  const soon = "not yet supported: waits for the balloon model";
+  if (sc.era !== "2016") {
+    out.push({
+      path: "era",
+      message: `era ${sc.era} is not yet supported (only 2016 is modelled)`,
+      line: 0,
+    });
+  }
+  if (sc.balloons.length)
+    out.push({ path: "balloons", message: `balloon devices are ${soon}`, line: 0 });
+  if (sc.host) out.push({ path: "host", message: `the host is ${soon}`, line: 0 });
+  sc.workload.forEach((w, i) => {
+    if (w.type === "balloon_target") {
+      out.push({ path: `workload[${i}]`, message: `balloon_target is ${soon}`, line: 0 });
+    }
+  });
+  return out;
+}
+
+/** A time-ordered queue of workload actions; ties keep insertion order. */
+export class EventQueue {
+  private t: number[] = [];
+  private seq: number[] = [];
+  private fn: ((rt: Runtime) => Step)[] = [];
+  private n = 0;
+  get size(): number {
+    return this.t.length;
+  }
+  push(t: number, fn: (rt: Runtime) => Step): void {
+    let i = this.t.length;
+    this.t.push(t);
+    this.seq.push(this.n++);
+    this.fn.push(fn);
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(i, p)) break;
+      this.swap(i, p);
+      i = p;
+    }
+  }
+  peek_t(): number {
+    return this.t[0];
+  }
+  pop(): (rt: Runtime) => Step {
+    const top = this.fn[0];
+    const last = this.t.length - 1;
+    this.swap(0, last);
+    this.t.pop();
+    this.seq.pop();
+    this.fn.pop();
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let s = i;
+      if (l < this.t.length && this.less(l, s)) s = l;
+      if (r < this.t.length && this.less(r, s)) s = r;
+      if (s === i) break;
+      this.swap(i, s);
+      i = s;
+    }
+    return top;
+  }
+  private less(a: number, b: number): boolean {
+    return this.t[a] < this.t[b] || (this.t[a] === this.t[b] && this.seq[a] < this.seq[b]);
+  }
+  private swap(a: number, b: number): void {
+    [this.t[a], this.t[b]] = [this.t[b], this.t[a]];
+    [this.seq[a], this.seq[b]] = [this.seq[b], this.seq[a]];
+    [this.fn[a], this.fn[b]] = [this.fn[b], this.fn[a]];
+  }
+}
+
+/** One simulated thread of the run. */
+export interface SimThread {
+  name: string;
+  body: (rt: Runtime) => Step;
+}
+
+const pages_of = (bytes: number) => Math.ceil(bytes / PAGE_SIZE);
+
+/** Run one timeline event (the workload thread's side of it). */
+function* run_event(rt: Runtime, w: World, ev: EventItem): Step {
+  switch (ev.type) {
+    case "alloc_anon":
+      return yield* alloc_anon(rt, w, ev.process, pages_of(ev.size), ev.pattern, ev.ways);
+    case "free_anon":
+      return yield* free_anon(rt, w, ev.process, ev.pattern, ev.percent);
+    case "cache_grow":
+      return yield* cache_grow(rt, w, ev.file, pages_of(ev.size));
+    case "cache_shrink":
+      return yield* cache_shrink(rt, w, ev.file, pages_of(ev.size), ev.pattern);
+    case "kernel_alloc":
+      return yield* kernel_alloc(
+        rt,
+        w,
+        ev.name,
+        ev.size,
+        { min: ev.order, max: ev.order },
+        ev.reclaimable ? 100 : 0,
+        ev.keep_percent,
+      );
+    case "kernel_free":
+      return yield* kernel_free(rt, w, ev.name, ev.percent);
+    case "thp":
+      return yield* thp_faults(rt, w, ev.process, ev.count, ev.fallback);
+    case "compact_memory":
+      w.compact_requests++;
+      w.counts.compact_memory_writes++;
+      return;
+    case "sysctl":
+      set_tunable(w.m, ev.name, ev.value);
+      return;
+    case "balloon_target":
+      // Wired in with the balloon model: the host sets the device's target.
+      throw new Error("balloon_target: not yet supported");
+  }
+}
+
+/** A write to /proc/sys/vm/<name>. */
+export function set_tunable(m: Machine, name: string, value: number): void {
+  switch (name) {
+    case "min_free_kbytes":
+      m.sysctl.min_free_kbytes = value;
+      m.sysctl.user_min_free_kbytes = value;
+      setup_per_zone_wmarks(m);
+      return;
+    case "watermark_scale_factor":
+      m.sysctl.watermark_scale_factor = value;
+      setup_per_zone_wmarks(m);
+      return;
+    case "extfrag_threshold":
+      m.sysctl.extfrag_threshold = value;
+      return;
+    case "compaction_proactiveness":
+      m.sysctl.compaction_proactiveness = value;
+      return;
+    case "watermark_boost_factor":
+      m.sysctl.watermark_boost_factor = value;
+      return;
+  }
+  throw new RangeError(`unknown tunable ${name}`);
+}
+
+/** Schedule a generator's first arrival; each arrival schedules the next. */
+function start_generator(w: World, q: EventQueue, g: GeneratorItem, end_ns: number): void {
+  const until = Math.min(g.until ?? end_ns, end_ns);
+  let k = 0;
+  const arrive = (t: number) => {
+    if (t >= until) return;
+    q.push(t, function* (rt) {
+      const id = k++;
+      yield* generator_arrival(rt, w, q, g, id, t);
+      arrive(t + Math.max(1, draw(w.prng, g.every)));
+    });
+  };
+  arrive(g.from + draw(w.prng, g.every));
+}
+
+function* generator_arrival(
+  rt: Runtime,
+  w: World,
+  q: EventQueue,
+  g: GeneratorItem,
+  id: number,
+  t: number,
+): Step {
+  const pname = `${g.name}/${id}`;
+  switch (g.type) {
+    case "processes": {
+      let live = 0;
+      for (const p of w.procs.keys()) if (p.startsWith(`${g.name}/`)) live++;
+      if (live >= g.max_live) return;
+      w.counts.processes_started++;
+      const pages = Math.max(1, pages_of(draw(w.prng, g.size)));
+      q.push(t + draw(w.prng, g.lifetime), function* (rt2) {
+        w.counts.processes_exited++;
+        yield* free_anon(rt2, w, pname, "all", 100);
+      });
+      return yield* alloc_anon(rt, w, pname, pages, g.pattern, 2);
+    }
+    case "thp_hungry": {
+      q.push(t + draw(w.prng, g.hold), (rt2) => free_anon(rt2, w, pname, "all", 100));
+      return yield* thp_faults(rt, w, pname, g.count, g.fallback);
+    }
+    case "slab_mix": {
+      q.push(t + draw(w.prng, g.lifetime), (rt2) => kernel_free(rt2, w, pname, 100));
+      return yield* kernel_alloc(
+        rt,
+        w,
+        pname,
+        draw(w.prng, g.size),
+        { min: 0, max: g.max_order },
+        g.reclaimable_percent,
+        g.keep_percent,
+      );
+    }
+  }
+}
+
+const EVENT_CODES: Record<string, number> = {
+  alloc_anon: 1,
+  free_anon: 2,
+  cache_grow: 3,
+  cache_shrink: 4,
+  kernel_alloc: 5,
+  kernel_free: 6,
+  thp: 7,
+  compact_memory: 8,
+  sysctl: 9,
+  balloon_target: 10,
+};
+
+/** The workload thread: events in time order until the scenario's end. */
+function workload_thread(w: World, q: EventQueue, end_ns: number): SimThread {
+  return {
+    name: "workload",
+    body: function* (rt) {
+      while (q.size > 0 && q.peek_t() < end_ns) {
+        const t = q.peek_t();
+        const ready = w.e.ready_ns(rt.current);
+        if (t > ready) yield* rt.schedule_timeout(t - ready);
+        const fn = q.pop();
+        yield* fn(rt);
+      }
+      const ready = w.e.ready_ns(rt.current);
+      if (end_ns > ready) yield* rt.schedule_timeout(end_ns - ready);
+      w.done = true;
+    },
+  };
+}
+
+/** Wrap a timeline event so the trace shows it on the workload's CPU. */
+function traced_event(w: World, ev: EventItem): (rt: Runtime) => Step {
+  return function* (rt) {
+    const t0 = rt.now();
+    w.digest.add(EVENT_CODES[ev.type] ?? 0);
+    yield* run_event(rt, w, ev);
+    const args: Record<string, number | string> = {};
+    for (const [k, v] of Object.entries(ev)) {
+      if (typeof v === "number" || typeof v === "string") args[k] = v;
+    }
+    w.emit({
+      name: ev.type,
+      cat: "workload",
+      ph: "X",
+      ts: t0 / 1000,
+      dur: Math.max(0, rt.now() - t0) / 1000,
+      pid: 1,
+      tid: cpu_of(w, rt.current),
+      args,
+    });
+  };
+}
+
+export function cpu_of(w: World, thread: number): number {
+  return thread < w.m.nr_cpus ? thread : 0;
+}
+
+/** The shell that writes compact_memory, on its own CPU. */
+function compact_thread(w: World): SimThread {
+  return {
+    name: "compact_memory",
+    body: function* (rt) {
+      const ev = w.m.vm_events;
+      for (;;) {
+        yield* rt.wait_event(-1, "compact_memory", () => w.compact_requests > 0 || w.done);
+        if (w.compact_requests === 0) return;
+        w.compact_requests--;
+        const t0 = rt.now();
+        const before = [
+          ev[PGMIGRATE_SUCCESS],
+          ev[PGMIGRATE_FAIL],
+          ev[COMPACTMIGRATE_SCANNED],
+          ev[COMPACTFREE_SCANNED],
+        ];
+        yield* compact_nodes(rt, w.mm);
+        w.compaction_runs++;
+        w.digest.add(ev[PGMIGRATE_SUCCESS] - before[0]);
+        w.emit({
+          name: "compact_memory",
+          cat: "compaction",
+          ph: "X",
+          ts: t0 / 1000,
+          dur: Math.max(0, rt.now() - t0) / 1000,
+          pid: 1,
+          tid: cpu_of(w, rt.current),
+          args: {
+            pgmigrate_success: ev[PGMIGRATE_SUCCESS] - before[0],
+            pgmigrate_fail: ev[PGMIGRATE_FAIL] - before[1],
+            compact_migrate_scanned: ev[COMPACTMIGRATE_SCANNED] - before[2],
+            compact_free_scanned: ev[COMPACTFREE_SCANNED] - before[3],
+          },
+        });
+      }
+    },
+  };
+}
+
+/** Samples, /proc snapshots, memory pictures and the vmstat work, on a timer. */
+function sampler_thread(
+  w: World,
+  end_ns: number,
+  out: { timeline: Sample[]; procs: ProcSnapshot[]; maps: MemoryMap[] },
+  hooks: RunHooks,
+): SimThread {
+  const interval = w.sc.sample_interval;
+  const pictures = picture_times(w.sc, end_ns);
+  return {
+    name: "sampler",
+    body: function* (rt) {
+      let next_sample = interval;
+      let next_stat = STAT_INTERVAL_NS;
+      let p = 0;
+      while (pictures[p] === 0) p++;
+      for (;;) {
+        const next_pic = p < pictures.length ? pictures[p] : Number.POSITIVE_INFINITY;
+        const t = Math.min(next_sample, next_stat, next_pic);
+        if (t >= end_ns) return;
+        const ready = w.e.ready_ns(rt.current);
+        if (t > ready) yield* rt.schedule_timeout(t - ready);
+        if (t === next_stat) {
+          vmstat_update(w.m);
+          next_stat += STAT_INTERVAL_NS;
+        }
+        if (t === next_pic) {
+          out.maps.push(memory_map(w.m, t, format_duration(t), w.thp_block));
+          p++;
+        }
+        if (t === next_sample) {
+          sample_now(w, t, out, hooks);
+          hooks.progress?.(t, end_ns);
+          next_sample += interval;
+        }
+      }
+    },
+  };
+}
+
+function sample_now(
+  w: World,
+  t: number,
+  out: { timeline: Sample[]; procs: ProcSnapshot[] },
+  hooks: RunHooks,
+): void {
+  const s = take_sample(w.m, t, w.counts.kernel_pages);
+  w.digest.add(s.vmstat.nr_free_pages);
+  w.digest.add(s.free_2mib_blocks);
+  out.timeline.push(s);
+  if (hooks.proc_snapshots) out.procs.push(take_proc_snapshot(w.m, t));
+  w.emit({
+    name: "memory",
+    cat: "counters",
+    ph: "C",
+    ts: t / 1000,
+    pid: 1,
+    tid: 0,
+    args: {
+      nr_free_pages: s.vmstat.nr_free_pages,
+      nr_anon_pages: s.vmstat.nr_anon_pages,
+      nr_file_pages: s.vmstat.nr_file_pages,
+      kernel_pages: s.kernel_pages,
+    },
+  });
+  w.emit({
+    name: "fragmentation",
+    cat: "counters",
+    ph: "C",
+    ts: t / 1000,
+    pid: 1,
+    tid: 0,
+    args: { free_2mib_blocks: s.free_2mib_blocks },
+  });
+  w.emit({
+    name: "migration",
+    cat: "counters",
+    ph: "C",
+    ts: t / 1000,
+    pid: 1,
+    tid: 0,
+    args: {
+      pgmigrate_success: s.vmstat.pgmigrate_success,
+      pgmigrate_fail: s.vmstat.pgmigrate_fail,
+    },
+  });
+  w.emit({
+    name: "thp",
+    cat: "counters",
+    ph: "C",
+    ts: t / 1000,
+    pid: 1,
+    tid: 0,
+    args: {
+      thp_fault_alloc: s.vmstat.thp_fault_alloc,
+      thp_fault_fallback: s.vmstat.thp_fault_fallback,
+    },
+  });
+}
+
+/** Moments for pictures of memory between start and end: the scenario's, or the quarters. */
+function picture_times(sc: Scenario, end_ns: number): number[] {
+  const ts = sc.snapshots.length ? [...sc.snapshots] : [end_ns / 4, end_ns / 2, (3 * end_ns) / 4];
+  return ts
+    .map((t) => Math.round(t))
+    .filter((t) => t > 0 && t < end_ns)
+    .sort((a, b) => a - b);
+}
+
+/**
+ * The threads of a run, in spawn order (thread id = position = CPU where
+ * it exists). A balloon device adds its driver thread here, and a host its
+ * policy thread.
+ */
+export function sim_threads(
+  w: World,
+  q: EventQueue,
+  end_ns: number,
+  out: { timeline: Sample[]; procs: ProcSnapshot[]; maps: MemoryMap[] },
+  hooks: RunHooks,
+): SimThread[] {
+  return [workload_thread(w, q, end_ns), compact_thread(w), sampler_thread(w, end_ns, out, hooks)];
+}
+
+function buddy(m: Machine): ZoneBuddy[] {
+  return m.populated.map((z) => ({ zone: z.name, free: Array.from(z.nr_free) }));
+}
+
+/**
+ * Run a scenario to its end. Throws KernelBug (and the runtime's
+ * LockBug/DeadlockError) when the model breaks; call unsupported() first.
+ */
+export function run_scenario(sc: Scenario, hooks: RunHooks = {}): ScenarioResult {
+  const problems = unsupported(sc);
+  if (problems.length) throw new Error(problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
+  const m = boot({
+    mem_bytes: sc.machine.memory,
+    nr_cpus: sc.machine.cpus,
+    layout: sc.machine.layout,
+    movable_bytes: sc.machine.movable || undefined,
+    sysctl: {
+      ...(sc.kernel.min_free_kbytes !== undefined
+        ? { min_free_kbytes: sc.kernel.min_free_kbytes }
+        : {}),
+      extfrag_threshold: sc.kernel.extfrag_threshold,
+      compaction_proactiveness: sc.kernel.compaction_proactiveness,
+      watermark_scale_factor: sc.kernel.watermark_scale_factor,
+      watermark_boost_factor: sc.kernel.watermark_boost_factor,
+      transparent_hugepage: sc.kernel.transparent_hugepage,
+    },
+  });
+  hooks.on_boot?.();
+  const prng = new Prng(sc.seed);
+  const e = new Execution({ choose: (n) => prng.below(n), step_ns: sc.step_ns, lockdep: false });
+  const mm = new MmState(m, era2016, (c, k) => e.new_lock(c, k));
+  const w = new World(sc, m, mm, e, prng, hooks.trace ?? false);
+  const end_ns = sc.duration;
+  const q = new EventQueue();
+  for (const item of sc.workload) {
+    if ("at" in item) q.push(item.at, traced_event(w, item));
+  }
+  for (const item of sc.workload) {
+    if (!("at" in item)) start_generator(w, q, item, end_ns);
+  }
+  const out = { timeline: [] as Sample[], procs: [] as ProcSnapshot[], maps: [] as MemoryMap[] };
+  const buddyinfo_start = buddy(m);
+  sample_now(w, 0, out, hooks);
+  out.maps.push(memory_map(m, 0, "start", w.thp_block));
+  const threads = sim_threads(w, q, end_ns, out, hooks);
+  for (const t of threads) e.spawn(t.name, t.body);
+  // One track per simulated CPU; threads beyond the CPUs share CPU 0's.
+  for (let cpu = 0; cpu < m.nr_cpus; cpu++) {
+    w.emit({
+      name: "thread_name",
+      ph: "M",
+      cat: "",
+      ts: 0,
+      pid: 1,
+      tid: cpu,
+      args: { name: `CPU ${cpu}` },
+    });
+  }
+  e.run((r) => e.earliest(r), Number.MAX_SAFE_INTEGER);
+  const t_end = Math.max(end_ns, e.now_ns);
+  sample_now(w, t_end, out, hooks);
+  out.maps.push(memory_map(m, t_end, "end", w.thp_block));
+  hooks.progress?.(end_ns, end_ns);
+  hooks.at_end?.(m, mm);
+  const res = result(sc, w, e, t_end, buddyinfo_start, out);
+  res.final_proc = hooks.final_proc?.(m) ?? {};
+  return res;
+}
+
+function result(
+  sc: Scenario,
+  w: World,
+  e: Execution,
+  t_end: number,
+  buddyinfo_start: ZoneBuddy[],
+  out: { timeline: Sample[]; procs: ProcSnapshot[]; maps: MemoryMap[] },
+): ScenarioResult {
+  const m = w.m;
+  const vmstat = Object.fromEntries(vmstat_values(m));
+  const c = w.counts;
+  let managed = 0;
+  for (const z of m.populated) managed += z.managed_pages;
+  return {
+    scenario: sc.name,
+    description: sc.description,
+    seed: sc.seed,
+    era: sc.era,
+    machine: sc.machine,
+    kernel: sc.kernel,
+    duration_ns: sc.duration,
+    end_ns: t_end,
+    steps: e.steps,
+    digest: w.digest.hex(),
+    managed_pages: managed,
+    workload: c,
+    thp: {
+      attempts: c.thp_attempts,
+      success: c.thp_success,
+      success_rate: c.thp_attempts ? c.thp_success / c.thp_attempts : 0,
+    },
+    compaction: {
+      runs: w.compaction_runs,
+      pages_migrated: vmstat.pgmigrate_success ?? 0,
+      migrate_failures: vmstat.pgmigrate_fail ?? 0,
+      migrate_scanned: vmstat.compact_migrate_scanned ?? 0,
+      free_scanned: vmstat.compact_free_scanned ?? 0,
+    },
+    buddyinfo_start,
+    buddyinfo: buddy(m),
+    vmstat,
+    timeline: out.timeline,
+    memory_maps: out.maps,
+    proc_snapshots: out.procs,
+    trace: w.trace ?? [],
+    trace_dropped: w.trace_dropped,
+    final_proc: {},
+  };
+}

@@ -1,0 +1,218 @@
+// The scenario runner on the virtual clock: determinism, whole-state checks at the end,
+// the samples and memory maps it records, and what it refuses to run yet.
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { verify_machine } from "../src/kernel/debug_vm.ts";
+import type { Machine } from "../src/kernel/machine.ts";
+import type { MmState } from "../src/kernel/mm/state.ts";
+import { NR_ANON_MAPPED, NR_FILE_PAGES } from "../src/kernel/vmstat_items.ts";
+import { run_scenario, unsupported } from "../src/sim/scenario_run.ts";
+import { load_scenario, parse_scenario } from "../src/workload/load.ts";
+
+const SMALL = new URL("./scenarios/small.yaml", import.meta.url).pathname;
+
+/** Owned pages counted from the owners' page tables and caches. */
+function owned(mm: MmState): { anon: number; file: number } {
+  let anon = 0;
+  let file = 0;
+  for (const as of mm.owners) {
+    if (!as) continue;
+    let n = 0;
+    for (let i = 0; i < as.pages.length; i++) if (as.pages[i] >= 0) n++;
+    if (as.kind === "anon") anon += n;
+    else file += n;
+  }
+  return { anon, file };
+}
+
+describe("scenario runner", () => {
+  it("scenario run: small scenario ends with a consistent machine and counters that match the owners", () => {
+    const sc = load_scenario(SMALL);
+    let final: { m: Machine; mm: MmState } | null = null;
+    const r = run_scenario(sc, { at_end: (m, mm) => (final = { m, mm }) });
+    expect(final).not.toBeNull();
+    const { m, mm } = final!;
+    verify_machine(m);
+    const o = owned(mm);
+    expect(m.pgdat[0].vm_stat[NR_ANON_MAPPED]).toBe(o.anon);
+    expect(m.pgdat[0].vm_stat[NR_FILE_PAGES]).toBe(o.file);
+    // Every kind of event happened.
+    expect(r.workload.anon_faults).toBeGreaterThan(16384);
+    expect(r.workload.anon_freed).toBeGreaterThan(8000);
+    expect(r.workload.cache_dropped).toBe(2048);
+    expect(r.workload.processes_started).toBeGreaterThan(5);
+    expect(r.compaction.runs).toBe(1);
+    expect(r.compaction.pages_migrated).toBeGreaterThan(0);
+    expect(r.thp.attempts).toBeGreaterThanOrEqual(32);
+    expect(r.vmstat.thp_fault_alloc + r.vmstat.thp_fault_fallback).toBe(r.thp.attempts);
+    // Samples every 500 ms from 0 to 4 s, then the final state.
+    expect(r.timeline.map((s) => s.t_ns / 1e6)).toEqual([
+      0, 500, 1000, 1500, 2000, 2500, 3000, 3500, 4000,
+    ]);
+    const last = r.timeline[r.timeline.length - 1];
+    expect(last.vmstat.nr_free_pages).toBe(r.vmstat.nr_free_pages);
+    // Memory maps at the start, the chosen moment and the end, one cell per pageblock.
+    expect(r.memory_maps.map((mm) => mm.label)).toEqual(["start", "2.50 s", "end"]);
+    for (const map of r.memory_maps) {
+      expect(map.cells).toHaveLength(Math.ceil(m.mem.nr_pages / 512));
+      expect(map.cells).toMatch(/^[facubixh]+$/);
+      expect(map.free).toMatch(/^[0-9]+$/);
+    }
+    expect(r.memory_maps[0].cells).not.toMatch(/[acu]/);
+    expect(r.memory_maps[2].cells).toMatch(/a/);
+    expect(r.memory_maps[2].cells).toMatch(/u/);
+  });
+
+  it("scenario run: the same seed gives the same digest and result; other seeds other digests (property)", () => {
+    const base = load_scenario(SMALL);
+    base.duration = 2e9;
+    base.workload = base.workload.filter((w) => !("at" in w) || w.at < 2e9);
+    const a = run_scenario({ ...base, seed: 11 });
+    const b = run_scenario({ ...base, seed: 11 });
+    expect(b.digest).toBe(a.digest);
+    expect(b.vmstat).toEqual(a.vmstat);
+    expect(b.timeline).toEqual(a.timeline);
+    const seen = new Set([a.digest]);
+    fc.assert(
+      fc.property(fc.integer({ min: 12, max: 1_000_000 }), (seed) => {
+        const r = run_scenario({ ...base, seed });
+        expect(seen.has(r.digest), `seed ${seed} repeats a digest`).toBe(false);
+        seen.add(r.digest);
+      }),
+      { numRuns: 4, seed: 7 },
+    );
+  });
+
+  it("scenario run: compact_memory brings back 2 MiB blocks that THP faults then get", () => {
+    const sc = parse_scenario(`
+duration: 3s
+machine: { memory: 128MiB, layout: normal, cpus: 2 }
+workload:
+  - { type: alloc_anon, at: 0s, process: db, size: 128MiB, pattern: interleaved, ways: 2 }
+  - { type: free_anon, at: 500ms, process: db/1 }
+  - { type: thp, at: 1s, process: before, count: 8, fallback: false }
+  - { type: compact_memory, at: 1500ms }
+  - { type: thp, at: 2500ms, process: after, count: 8, fallback: false }
+`);
+    const r = run_scenario(sc);
+    const at = (ms: number) => r.timeline.find((s) => s.t_ns === ms * 1e6)!;
+    // Every second page is free after 500 ms: no 2 MiB block until compaction.
+    expect(at(1000).free_2mib_blocks).toBeLessThan(at(2000).free_2mib_blocks);
+    const before = at(2000).vmstat.thp_fault_alloc;
+    expect(before).toBeLessThan(4);
+    expect(r.vmstat.thp_fault_fallback).toBe(8 - before);
+    expect(r.vmstat.thp_fault_alloc - before).toBe(8);
+    expect(r.compaction.pages_migrated).toBeGreaterThan(1000);
+  });
+
+  it("scenario run: balloons, the host and other eras are refused with their paths", () => {
+    const sc = parse_scenario(`
+era: "2026"
+balloons: [{ features: [deflate_on_oom] }]
+host: { memory: 32GiB }
+workload:
+  - { type: balloon_target, at: 1s, size: 1GiB }
+`);
+    expect(unsupported(sc).map((p) => `${p.path}: ${p.message}`)).toEqual([
+      "era: era 2026 is not yet supported (only 2016 is modelled)",
+      "balloons: balloon devices are not yet supported: waits for the balloon model",
+      "host: the host is not yet supported: waits for the balloon model",
+      "workload[0]: balloon_target is not yet supported: waits for the balloon model",
+    ]);
+    expect(() => run_scenario(sc)).toThrow(/not yet supported/);
+  });
+});
+
+describe("scenario runner, random workloads", () => {
+  const size = fc.integer({ min: 1, max: 12 }).map((n) => `${n}MiB`);
+  const at = fc.integer({ min: 0, max: 900 }).map((ms) => `${ms}ms`);
+  const proc = fc.constantFrom("p", "q", "p/0", "q/1");
+  const event = fc.oneof(
+    fc.record({
+      type: fc.constant("alloc_anon"),
+      at,
+      process: fc.constantFrom("p", "q"),
+      size,
+      pattern: fc.constantFrom("contiguous", "interleaved", "random"),
+    }),
+    fc.record({
+      type: fc.constant("free_anon"),
+      at,
+      process: proc,
+      pattern: fc.constantFrom("all", "alternate", "random"),
+      percent: fc.integer({ min: 0, max: 100 }),
+    }),
+    fc.record({ type: fc.constant("cache_grow"), at, file: fc.constantFrom("f", "g"), size }),
+    fc.record({
+      type: fc.constant("cache_shrink"),
+      at,
+      file: fc.constantFrom("f", "g"),
+      size,
+      pattern: fc.constantFrom("oldest", "random"),
+    }),
+    fc.record({
+      type: fc.constant("kernel_alloc"),
+      at,
+      name: fc.constantFrom("k", "l"),
+      size,
+      order: fc.integer({ min: 0, max: 3 }),
+      reclaimable: fc.boolean(),
+      keep_percent: fc.integer({ min: 0, max: 100 }),
+    }),
+    fc.record({
+      type: fc.constant("kernel_free"),
+      at,
+      name: fc.constantFrom("k", "l"),
+      percent: fc.integer({ min: 0, max: 100 }),
+    }),
+    fc.record({
+      type: fc.constant("thp"),
+      at,
+      process: proc,
+      count: fc.integer({ min: 1, max: 8 }),
+      fallback: fc.boolean(),
+    }),
+    fc.record({ type: fc.constant("compact_memory"), at }),
+  );
+
+  it("scenario run: any workload leaves a consistent machine whose counters match the owners (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(event, { maxLength: 12 }),
+        fc.integer({ min: 0, max: 1000 }),
+        (workload, seed) => {
+          const sc = parse_scenario(
+            JSON.stringify({
+              seed,
+              duration: "1s",
+              sample_interval: "250ms",
+              machine: { memory: "48MiB", layout: "normal", cpus: 2 },
+              workload,
+            }),
+          );
+          let anon = -1;
+          let file = -1;
+          const r = run_scenario(sc, {
+            at_end: (m, mm) => {
+              verify_machine(m);
+              const o = owned(mm);
+              expect(m.pgdat[0].vm_stat[NR_ANON_MAPPED]).toBe(o.anon);
+              expect(m.pgdat[0].vm_stat[NR_FILE_PAGES]).toBe(o.file);
+              anon = o.anon;
+              file = o.file;
+            },
+          });
+          expect(anon).toBeGreaterThanOrEqual(0);
+          expect(file).toBe(r.workload.cache_added - r.workload.cache_dropped);
+          expect(r.vmstat.thp_fault_alloc).toBe(r.thp.success);
+          expect(r.vmstat.thp_fault_alloc + r.vmstat.thp_fault_fallback).toBe(r.thp.attempts);
+          expect(r.compaction.runs).toBe(
+            workload.filter((w) => w.type === "compact_memory").length,
+          );
+          expect(run_scenario(sc).digest).toBe(r.digest);
+        },
+      ),
+      { numRuns: 25, seed: 20261130 },
+    );
+  });
+});
