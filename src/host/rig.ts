@@ -69,14 +69,16 @@ export function boot_balloon_guest(opts: BalloonGuestOptions): BalloonGuest {
 }
 
 /**
- * Step `e` in simulated-time order (Execution.earliest) until `done()`
- * holds, calling `each` after every step when given.
+ * Step `e` until `done()` holds, calling `each` after every step when
+ * given. The next thread is the one `pick` chooses among the runnable ones
+ * (default: simulated-time order, Execution.earliest).
  */
 export function run_until(
   e: Execution,
   done: () => boolean,
   steps_max: number,
   each?: () => void,
+  pick?: (runnable: number[]) => number,
 ): void {
   const limit = e.steps + steps_max;
   while (!done()) {
@@ -88,7 +90,7 @@ export function run_until(
     }
     if (e.steps >= limit)
       throw new LockBug(`run_until: condition not reached in ${steps_max} steps`);
-    e.step(e.earliest(r));
+    e.step(pick ? pick(r) : e.earliest(r));
     each?.();
   }
 }

@@ -82,6 +82,13 @@ export const VIRTIO_BALLOON_PAGES_PER_PAGE = 1;
 export const OOM_VBALLOON_DEFAULT_PAGES = 256;
 /** fill_balloon's back-off after an allocation failure ("out of puff"). */
 export const OUT_OF_PUFF_SLEEP_NS = 200_000_000;
+/**
+ * Delay before a resize round that moved no page runs again. The kernel
+ * requeues the work at once and other CPUs keep running; a scheduler that
+ * runs the earliest thread first would let the worker spin, so pagesim
+ * charges this much simulated time instead.
+ */
+export const NO_PROGRESS_DELAY_NS = 1_000_000;
 
 // Statistics tags (the virtio spec's VIRTIO_BALLOON_S_*).
 export const VIRTIO_BALLOON_S_SWAP_IN = 0;
@@ -419,10 +426,14 @@ export function* update_balloon_size_func(rt: Runtime, vb: VirtioBalloon): StepO
   let diff = towards_target(vb);
   vb.rounds++;
   if (diff === 0) return;
-  if (diff > 0) diff -= yield* fill_balloon(rt, vb, diff);
-  else diff += yield* leak_balloon(rt, vb, -diff);
+  const moved =
+    diff > 0 ? yield* fill_balloon(rt, vb, diff) : -(yield* leak_balloon(rt, vb, -diff));
+  diff -= moved;
   update_balloon_size(vb);
-  if (diff !== 0 && !vb.stop_update) vb.size_work = true;
+  if (diff !== 0 && !vb.stop_update) {
+    vb.size_work = true; // queue_work()
+    if (moved === 0) yield* rt.schedule_timeout(NO_PROGRESS_DELAY_NS);
+  }
 }
 
 /**
