@@ -15,6 +15,7 @@ import { boot, type MachineConfig } from "../kernel/boot.ts";
 import { era2016 } from "../kernel/eras/era2016.ts";
 import type { Machine } from "../kernel/machine.ts";
 import { MmState } from "../kernel/mm/state.ts";
+import { page_reporting_worker } from "../kernel/page_reporting.ts";
 import {
   type VirtioBalloon,
   virtballoon_probe,
@@ -34,6 +35,8 @@ export interface BalloonGuest {
   /** Thread ids of the driver's worker and the host's device thread. */
   worker: number;
   device: number;
+  /** Thread id of the free page reporting worker, or -1 without REPORTING. */
+  reporting: number;
 }
 
 export interface BalloonGuestOptions {
@@ -65,7 +68,11 @@ export function boot_balloon_guest(opts: BalloonGuestOptions): BalloonGuest {
   const hg = host.add_guest(vb, { name, latency_ns: opts.latency_ns });
   const worker = e.spawn(`${name}:vballoon`, (rt) => virtballoon_worker(rt, vb));
   const device = e.spawn(`${name}:host`, (rt) => host_device_thread(rt, hg));
-  return { m, mm, e, bc, vb, hg, host, worker, device };
+  const prdev = vb.pr_dev_info;
+  const reporting = prdev
+    ? e.spawn(`${name}:page_reporting`, (rt) => page_reporting_worker(rt, m, prdev))
+    : -1;
+  return { m, mm, e, bc, vb, hg, host, worker, device, reporting };
 }
 
 /**
@@ -111,6 +118,11 @@ export function shutdown_balloon(g: BalloonGuest, steps_max = 1 << 24): void {
   const { e, vb, hg } = g;
   vb.stop_update = true;
   run_until(e, () => e.threads[g.worker].done, steps_max);
+  if (vb.pr_dev_info) {
+    const prdev = vb.pr_dev_info;
+    prdev.stop = true;
+    run_until(e, () => e.threads[g.reporting].done, steps_max);
+  }
   hg.stopped = true;
   run_until(e, () => e.threads[g.device].done, steps_max);
 }

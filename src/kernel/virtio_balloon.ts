@@ -52,6 +52,11 @@ import { put_page } from "./mm/lru.ts";
 import { PageIsolated, PageLocked, type Pfn } from "./page.ts";
 import { __free_pages } from "./page_alloc/alloc.ts";
 import {
+  PageReportingDevInfo,
+  page_reporting_register,
+  page_reporting_unregister,
+} from "./page_reporting.ts";
+import {
   BALLOON_DEFLATE,
   BALLOON_MIGRATE,
   NR_ACTIVE_FILE,
@@ -204,6 +209,10 @@ export class VirtioBalloon {
   rounds = 0;
   /** The OOM notifier installed in m.hooks, so removal can take it out. */
   oom_hook: ((m: Machine, cpu: number) => number) | null = null;
+  /** Free page reporting (VIRTIO_BALLOON_F_REPORTING), or null. */
+  pr_dev_info: PageReportingDevInfo | null = null;
+  /** The reporting queue's pfn/order pairs, gathered before posting. */
+  readonly report_buf = new Float64Array(VQ_SLOT_ENTRIES);
 
   constructor(bc: BalloonCompaction, name: string, device_features: number, obj: number) {
     if (!Number.isInteger(device_features) || device_features < 0 || device_features > 0xffff_ffff)
@@ -274,7 +283,44 @@ export function virtballoon_probe(
     vb.oom_hook = mine;
     m.hooks.oom_notify = prev ? (mm, cpu) => prev(mm, cpu) + mine(mm, cpu) : mine;
   }
+  if (virtio_has_feature(vb, VIRTIO_BALLOON_F_REPORTING)) {
+    const m = bc.mm.m;
+    const prdev = new PageReportingDevInfo(
+      m,
+      (rt, pfns, orders, n) => virtballoon_free_page_report(rt, vb, pfns, orders, n),
+      m.mem.pageblock_order,
+    );
+    if (page_reporting_register(m, prdev) !== 0)
+      throw new BalloonConfigError(
+        `virtio_balloon '${opts.name}': another device already does free page reporting (-EBUSY)`,
+      );
+    vb.pr_dev_info = prdev;
+  }
   return vb;
+}
+
+/**
+ * virtballoon_free_page_report(): hand a batch of free blocks to the host
+ * on the reporting queue and wait until it has used the buffer.
+ */
+export function* virtballoon_free_page_report(
+  rt: Runtime,
+  vb: VirtioBalloon,
+  pfns: Int32Array,
+  orders: Uint8Array,
+  n: number,
+): StepOf<number> {
+  const vq = vb.vqs[VQ_REPORTING];
+  for (let i = 0; i < n; i++) {
+    vb.report_buf[2 * i] = pfns[i];
+    vb.report_buf[2 * i + 1] = orders[i];
+  }
+  const slot = virtqueue_add_outbuf(vb, vq, vb.report_buf, 2 * n, false);
+  assert(slot >= 0, "virtballoon_free_page_report: one report in flight at a time");
+  yield* rt.access(OP_WRITE, vb.obj, "reporting.kick");
+  yield* rt.wait_event(vb.obj, "reporting.used", () => vq.state[slot] === SLOT_USED);
+  vq.state[slot] = SLOT_FREE;
+  return 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -491,6 +537,7 @@ export function* virtballoon_remove(
   vb.stop_update = true;
   const m = vb.bc.mm.m;
   if (vb.oom_hook && m.hooks.oom_notify === vb.oom_hook) m.hooks.oom_notify = null;
+  if (vb.pr_dev_info) page_reporting_unregister(m, vb.pr_dev_info);
   vb.oom_pages = 0;
   for (let round = 0; vb.num_pages > 0; round++) {
     assert(round < rounds_max, "virtballoon_remove: balloon never emptied");
