@@ -13,6 +13,7 @@ import {
   BalloonConfigError,
   VIRTIO_BALLOON_ARRAY_PFNS_MAX,
   VIRTIO_BALLOON_F_DEFLATE_ON_OOM,
+  VIRTIO_BALLOON_F_MUST_TELL_HOST,
   VIRTIO_BALLOON_F_STATS_VQ,
   VIRTIO_BALLOON_S_MEMFREE,
   VIRTIO_BALLOON_S_MEMTOT,
@@ -23,50 +24,55 @@ import {
   virtqueue_add_outbuf,
 } from "../src/kernel/virtio_balloon.ts";
 import { BALLOON_DEFLATE, BALLOON_INFLATE } from "../src/kernel/vmstat_items.ts";
-import { check_all, check_quiescent, F, small_guest } from "./balloon_helpers.ts";
+import { check_all, check_quiescent, ERAS, F, MiB, small_guest } from "./balloon_helpers.ts";
 
-describe("virtio_balloon: inflate and deflate", () => {
-  it("balloon: inflate to 3000 pages and deflate to 0; counts, lists and host agree at every step", () => {
-    const g = small_guest();
-    const { hg, vb, m, e } = g;
-    hg.set_target_pages(3000);
-    run_until(
-      e,
-      () => balloon_settled(g),
-      1_000_000,
-      () => check_all(g),
-    );
-    expect(vb.num_pages).toBe(3000);
-    expect(m.vm_events[BALLOON_INFLATE]).toBe(3000);
-    // ceil(3000 / 256) inflate buffers, each at most 256 pfns.
-    expect(hg.buffers[0]).toBe(Math.ceil(3000 / VIRTIO_BALLOON_ARRAY_PFNS_MAX));
-    check_quiescent(g);
-    const backed_full = hg.backed_pages;
-    expect(backed_full).toBe(hg.ram_pages - 3000);
-    hg.set_target_pages(1000);
-    run_until(
-      e,
-      () => balloon_settled(g),
-      1_000_000,
-      () => check_all(g),
-    );
-    expect(vb.num_pages).toBe(1000);
-    expect(m.vm_events[BALLOON_DEFLATE]).toBe(2000);
-    check_quiescent(g);
-    hg.balloon(hg.ram_bytes); // QEMU: give the guest all its RAM back
-    run_until(
-      e,
-      () => balloon_settled(g),
-      1_000_000,
-      () => check_all(g),
-    );
-    expect(vb.num_pages).toBe(0);
-    expect(hg.backed_pages).toBe(hg.ram_pages);
-    check_quiescent(g);
-    shutdown_balloon(g);
-    expect(e.finished()).toBe(true);
-  });
+describe.each(ERAS.map((era) => ({ era, name: era.name })))(
+  "virtio_balloon: inflate and deflate, era $name",
+  ({ era }) => {
+    it("balloon: inflate to 3000 pages and deflate to 0; counts, lists and host agree at every step", () => {
+      const g = small_guest(F(VIRTIO_BALLOON_F_MUST_TELL_HOST), 32 * MiB, era);
+      const { hg, vb, m, e } = g;
+      hg.set_target_pages(3000);
+      run_until(
+        e,
+        () => balloon_settled(g),
+        1_000_000,
+        () => check_all(g),
+      );
+      expect(vb.num_pages).toBe(3000);
+      expect(m.vm_events[BALLOON_INFLATE]).toBe(3000);
+      // ceil(3000 / 256) inflate buffers, each at most 256 pfns.
+      expect(hg.buffers[0]).toBe(Math.ceil(3000 / VIRTIO_BALLOON_ARRAY_PFNS_MAX));
+      check_quiescent(g);
+      const backed_full = hg.backed_pages;
+      expect(backed_full).toBe(hg.ram_pages - 3000);
+      hg.set_target_pages(1000);
+      run_until(
+        e,
+        () => balloon_settled(g),
+        1_000_000,
+        () => check_all(g),
+      );
+      expect(vb.num_pages).toBe(1000);
+      expect(m.vm_events[BALLOON_DEFLATE]).toBe(2000);
+      check_quiescent(g);
+      hg.balloon(hg.ram_bytes); // QEMU: give the guest all its RAM back
+      run_until(
+        e,
+        () => balloon_settled(g),
+        1_000_000,
+        () => check_all(g),
+      );
+      expect(vb.num_pages).toBe(0);
+      expect(hg.backed_pages).toBe(hg.ram_pages);
+      check_quiescent(g);
+      shutdown_balloon(g);
+      expect(e.finished()).toBe(true);
+    });
+  },
+);
 
+describe("virtio_balloon: resizing", () => {
   it("balloon: without DEFLATE_ON_OOM inflation takes pages out of managed_pages; with it, it does not", () => {
     for (const oom of [false, true]) {
       const g = small_guest(oom ? F(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) : 0);

@@ -14,6 +14,8 @@ import {
 } from "../src/host/rig.ts";
 import { compact_nodes } from "../src/kernel/compaction.ts";
 import { verify_machine } from "../src/kernel/debug_vm.ts";
+import type { BalloonEra } from "../src/kernel/eras/era.ts";
+import { balloon_era2016 } from "../src/kernel/eras/era2016.ts";
 import { do_anonymous_page, mm_new_process, zap_anon_page } from "../src/kernel/mm/owner.ts";
 import { drain_all_pages } from "../src/kernel/page_alloc/pcp.ts";
 import {
@@ -22,7 +24,7 @@ import {
   VQ_INFLATE,
 } from "../src/kernel/virtio_balloon.ts";
 import { BALLOON_MIGRATE, PGMIGRATE_SUCCESS } from "../src/kernel/vmstat_items.ts";
-import { check_quiescent, F, MiB } from "./balloon_helpers.ts";
+import { check_quiescent, ERAS, F, MiB } from "./balloon_helpers.ts";
 
 /** Free memory in blocks of order >= 9, counted in pageblocks. */
 function free_order9_blocks(g: BalloonGuest): number {
@@ -44,11 +46,11 @@ function free_pages(g: BalloonGuest): number {
  * process frees another fourth of its pages. Balloon pages, process pages
  * and free pages are now mixed in every pageblock.
  */
-function fragmented_guest(compaction: boolean): BalloonGuest {
+function fragmented_guest(compaction: boolean, era: BalloonEra = balloon_era2016): BalloonGuest {
   const g = boot_balloon_guest({
     machine: { mem_bytes: 128 * MiB, nr_cpus: 2, track_content: true },
     features: F(VIRTIO_BALLOON_F_MUST_TELL_HOST),
-    balloon: { compaction },
+    balloon: { compaction, era },
     latency_ns: 20_000,
   });
   const { m, mm, e, hg } = g;
@@ -126,34 +128,38 @@ describe("balloon compaction: the seeds' story", () => {
     expect(off.after - off.before).toBeLessThanOrEqual(2);
   }, 120_000);
 
-  it("balloon compaction: each migration inflates the new page at the host before the old page is deflated, and the old page is freed only after", () => {
-    const g = fragmented_guest(true);
-    const { m, hg, bc } = g;
-    const mem = m.mem;
-    let last_inflated = -1;
-    let pairs = 0;
-    hg.on_buffer = (q, buf, start, n) => {
-      if (n !== 1) return; // migration buffers carry one pfn
-      const p = buf[start];
-      if (q === VQ_INFLATE) {
-        // The new page is already a balloon page of this device.
-        expect(mem.page_type[p]).toBe(bc.era.page_type);
-        last_inflated = p;
-      } else if (q === VQ_DEFLATE) {
-        expect(last_inflated).toBeGreaterThanOrEqual(0);
-        expect(mem.page_type[last_inflated]).toBe(bc.era.page_type);
-        // The old page is not back in the allocator yet: the core still
-        // holds it (isolation reference) and the balloon's own reference.
-        expect(mem._refcount[p]).toBe(2);
-        expect(mem.page_type[p]).toBe(0);
-        last_inflated = -1;
-        pairs++;
-      }
-    };
-    compact(g);
-    expect(pairs).toBe(m.vm_events[BALLOON_MIGRATE]);
-    expect(pairs).toBeGreaterThan(1000);
-    check_quiescent(g);
-    verify_machine(m);
-  }, 120_000);
+  it.each(ERAS.map((era) => ({ era, name: era.name })))(
+    "balloon compaction: each migration inflates the new page at the host before the old page is deflated, and the old page is freed only after (era $name)",
+    ({ era }) => {
+      const g = fragmented_guest(true, era);
+      const { m, hg, bc } = g;
+      const mem = m.mem;
+      let last_inflated = -1;
+      let pairs = 0;
+      hg.on_buffer = (q, buf, start, n) => {
+        if (n !== 1) return; // migration buffers carry one pfn
+        const p = buf[start];
+        if (q === VQ_INFLATE) {
+          // The new page is already a balloon page of this device.
+          expect(mem.page_type[p]).toBe(bc.era.page_type);
+          last_inflated = p;
+        } else if (q === VQ_DEFLATE) {
+          expect(last_inflated).toBeGreaterThanOrEqual(0);
+          expect(mem.page_type[last_inflated]).toBe(bc.era.page_type);
+          // The old page is not back in the allocator yet: the core still
+          // holds it (isolation reference) and the balloon's own reference.
+          expect(mem._refcount[p]).toBe(2);
+          expect(mem.page_type[p]).toBe(0);
+          last_inflated = -1;
+          pairs++;
+        }
+      };
+      compact(g);
+      expect(pairs).toBe(m.vm_events[BALLOON_MIGRATE]);
+      expect(pairs).toBeGreaterThan(1000);
+      check_quiescent(g);
+      verify_machine(m);
+    },
+    120_000,
+  );
 });

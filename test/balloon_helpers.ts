@@ -7,16 +7,28 @@ import { check_balloon_safety } from "../src/host/host.ts";
 import { type BalloonGuest, boot_balloon_guest } from "../src/host/rig.ts";
 import { balloon_pages_owned, verify_balloon_dev_info } from "../src/kernel/balloon_compaction.ts";
 import { verify_machine } from "../src/kernel/debug_vm.ts";
+import type { BalloonEra } from "../src/kernel/eras/era.ts";
+import { balloon_era2016 } from "../src/kernel/eras/era2016.ts";
+import { balloon_era2022 } from "../src/kernel/eras/era2022.ts";
+import { balloon_era2026 } from "../src/kernel/eras/era2026.ts";
 import { VIRTIO_BALLOON_F_MUST_TELL_HOST } from "../src/kernel/virtio_balloon.ts";
 
 export const MiB = 1024 ** 2;
 export const F = (...bits: number[]) => bits.reduce((a, b) => a | (1 << b), 0);
 
-export function small_guest(features = F(VIRTIO_BALLOON_F_MUST_TELL_HOST), mem = 32 * MiB) {
+/** The balloon eras the tests run under. */
+export const ERAS: readonly BalloonEra[] = [balloon_era2016, balloon_era2022, balloon_era2026];
+
+export function small_guest(
+  features = F(VIRTIO_BALLOON_F_MUST_TELL_HOST),
+  mem = 32 * MiB,
+  era: BalloonEra = balloon_era2016,
+) {
   return boot_balloon_guest({
     machine: { mem_bytes: mem, nr_cpus: 2, track_content: true },
     features,
     latency_ns: 50_000,
+    balloon: { era },
   });
 }
 

@@ -142,6 +142,18 @@ export class BalloonCompaction implements MovableOperations {
   readonly devices: (BalloonDevInfo | null)[] = [null];
   /** balloon_pages_lock of the 2026 era, null in eras with a lock per device. */
   readonly balloon_pages_lock: Lock | null;
+  /**
+   * Coverage marks: how often each racy branch ran, so tests can show they
+   * reach it ("raced with isolation" and friends).
+   */
+  readonly coverage = {
+    /** isolate found page->private clear (deflated meanwhile; 2025 on). */
+    isolate_no_device: 0,
+    /** dequeue skipped a page whose lock someone held. */
+    dequeue_page_locked: 0,
+    /** dequeue skipped a page compaction had isolated. */
+    dequeue_isolated: 0,
+  };
 
   constructor(mm: MmState, opts: BalloonCompactionOptions = {}) {
     this.mm = mm;
@@ -362,11 +374,13 @@ export function* balloon_page_list_dequeue(
     // Safe to read ahead: only pages_lock holders unlink pages from the list.
     const next = mem.lru_next[p];
     if (bc.era.uses_page_lock && !(yield* trylock_page(rt, bc.mm, p))) {
+      bc.coverage.dequeue_page_locked++;
       p = next;
       continue;
     }
     if (bc.compaction && PageIsolated(mem, p) && !bc.drop_rules.has(RULE_DEQUEUE_SKIPS_ISOLATED)) {
       // Raced with isolation: compaction owns the page now.
+      bc.coverage.dequeue_isolated++;
       if (bc.era.uses_page_lock) yield* unlock_page(rt, bc.mm, p);
       p = next;
       continue;
@@ -433,14 +447,20 @@ export function* balloon_page_isolate(
   pfn: Pfn,
   _mode: number,
 ): StepOf<boolean> {
-  yield* rt.access(OP_READ, pfn, "private");
+  const mem = bc.mm.m.mem;
+  const global = bc.balloon_pages_lock;
+  // 2026: page->private is only stable under the global lock; take it first.
+  if (global) yield* rt.spin_lock(global);
+  else yield* rt.access(OP_READ, pfn, "private");
   const b = balloon_page_device(bc, pfn);
   if (b === null) {
+    // Already deflated (2025 on); before that the page lock rules it out.
+    bc.coverage.isolate_no_device++;
     rule(bc, RULE_PRIVATE_NAMES_DEVICE, bc.era.isolate_checks_device, "balloon_page_isolate", pfn);
+    if (global) yield* rt.spin_unlock(global);
     return false;
   }
-  const mem = bc.mm.m.mem;
-  yield* rt.spin_lock(b.pages_lock);
+  if (!global) yield* rt.spin_lock(b.pages_lock);
   list_del(mem, pfn);
   b.nr_listed--;
   b.isolated_pages++;
