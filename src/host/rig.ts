@@ -50,12 +50,14 @@ export interface BalloonGuestOptions {
   /** Simulated ns per step (0: only sleeps and latencies take time). */
   step_ns?: number;
   oom_pages?: number;
+  /** Run on this execution (several guests on one host, one scheduler). */
+  execution?: Execution;
 }
 
 /** Boot a guest with a virtio balloon, wired to a host, threads spawned. */
 export function boot_balloon_guest(opts: BalloonGuestOptions): BalloonGuest {
   const m = boot({ layout: "normal", ...opts.machine });
-  const e = new Execution({ choose: () => 0, step_ns: opts.step_ns ?? 0 });
+  const e = opts.execution ?? new Execution({ choose: () => 0, step_ns: opts.step_ns ?? 0 });
   const mm = new MmState(m, era2016, (c, k) => e.new_lock(c, k));
   const bc = new BalloonCompaction(mm, opts.balloon ?? {});
   const name = opts.name ?? "guest";
