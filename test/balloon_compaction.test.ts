@@ -42,13 +42,24 @@ function free_pages(g: BalloonGuest): number {
 
 /**
  * A 128 MiB guest: a process fills memory and frees every fourth page; the
- * balloon takes (nearly) all those holes, about a quarter of RAM; then the
- * process frees another fourth of its pages. Balloon pages, process pages
- * and free pages are now mixed in every pageblock.
+ * balloon takes all the memory it can get (those holes and what the process
+ * left free, about a quarter of RAM); then the process frees another fourth
+ * of its pages. Balloon pages, process pages and free pages are now mixed
+ * in every pageblock.
  */
 function fragmented_guest(compaction: boolean, era: BalloonEra = balloon_era2016): BalloonGuest {
   const g = boot_balloon_guest({
-    machine: { mem_bytes: 128 * MiB, nr_cpus: 2, track_content: true },
+    // No watermark boosting: without balloon compaction balloon pages are
+    // unmovable allocations that steal from movable pageblocks, which boosts
+    // the watermarks, and pagesim has no kswapd to take the boost back.
+    // A small min_free_kbytes (1 MiB) lets the balloon take nearly every
+    // free page, wherever it is.
+    machine: {
+      mem_bytes: 128 * MiB,
+      nr_cpus: 2,
+      track_content: true,
+      sysctl: { watermark_boost_factor: 0, min_free_kbytes: 1024 },
+    },
     features: F(VIRTIO_BALLOON_F_MUST_TELL_HOST),
     balloon: { compaction, era },
     latency_ns: 20_000,
@@ -66,7 +77,11 @@ function fragmented_guest(compaction: boolean, era: BalloonEra = balloon_era2016
   });
   run_until(e, () => e.threads[2].done, 10_000_000);
   drain_all_pages(m, null);
-  hg.set_target_pages(Math.floor(faulted / 4) - 256);
+  // The host asks for more than the guest can give: the balloon takes every
+  // page it can get (down to the min watermark), and stays that size.
+  hg.set_target_pages(hg.ram_pages);
+  run_until(e, () => g.vb.out_of_puff >= 1 && g.vb.balloon_lock.owner === -1, 10_000_000);
+  hg.set_target_pages(g.vb.num_pages);
   run_until(e, () => balloon_settled(g), 10_000_000);
   e.spawn("unmap", function* (rt) {
     for (let v = 2; v < faulted; v += 4) yield* zap_anon_page(rt, mm, p, v);
@@ -91,14 +106,15 @@ function compact(g: BalloonGuest): void {
 }
 
 describe("balloon compaction: the seeds' story", () => {
-  it("balloon compaction: on, balloon pages migrate and at least 12 more free order-9 blocks form (of about 18 possible); off, at most 2 more", () => {
+  it("balloon compaction: on, balloon pages migrate and at least 12 more free order-9 blocks form (of about 17 possible); off, at most 4 more", () => {
     const result: Record<
       string,
-      { before: number; after: number; free: number; migrated: number }
+      { before: number; after: number; free: number; migrated: number; balloon: number }
     > = {};
     for (const on of [true, false]) {
       const g = fragmented_guest(on);
       const before = free_order9_blocks(g);
+
       const balloon = g.vb.num_pages;
       expect(balloon).toBeGreaterThan(g.hg.ram_pages / 5);
       compact(g);
@@ -107,6 +123,7 @@ describe("balloon compaction: the seeds' story", () => {
         before,
         after: free_order9_blocks(g),
         free: free_pages(g) / 512,
+        balloon,
         migrated,
       };
       // Nothing lost: the balloon still holds its pages, host and guest agree.
@@ -116,16 +133,17 @@ describe("balloon compaction: the seeds' story", () => {
       shutdown_balloon(g);
     }
     const { on, off } = result;
-    // Same guest, same workload: same starting point (the few free blocks
-    // the process never touched).
-    expect(on.before).toBe(off.before);
+    // Same guest, same workload; without balloon compaction the balloon's
+    // unmovable allocations also take the few free blocks the process
+    // left, so that guest starts even lower.
     expect(on.before).toBeLessThanOrEqual(4);
+    expect(off.before).toBeLessThanOrEqual(on.before);
     expect(on.migrated).toBeGreaterThan(1000);
     expect(off.migrated).toBe(0);
-    // Measured (seed-free, deterministic): on 3 -> 18 of 18.6 possible; off 3 -> 5.
+    // Measured (deterministic): on 0 -> 16 of 16.8 possible; off 0 -> 3.
     expect(on.after - on.before).toBeGreaterThanOrEqual(12);
     expect(on.after).toBeGreaterThanOrEqual(0.8 * on.free);
-    expect(off.after - off.before).toBeLessThanOrEqual(2);
+    expect(off.after - off.before).toBeLessThanOrEqual(4);
   }, 120_000);
 
   it.each(ERAS.map((era) => ({ era, name: era.name })))(

@@ -45,7 +45,13 @@ import { BUG, KernelBug, VM_BUG_ON_PAGE } from "./bug.ts";
 import type { BalloonEra } from "./eras/era.ts";
 import { balloon_era2016 } from "./eras/era2016.ts";
 import { EAGAIN } from "./errno.ts";
-import { __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, GFP_HIGHUSER_MOVABLE } from "./gfp.ts";
+import {
+  __GFP_NOMEMALLOC,
+  __GFP_NORETRY,
+  __GFP_NOWARN,
+  GFP_HIGHUSER,
+  GFP_HIGHUSER_MOVABLE,
+} from "./gfp.ts";
 import { list_add, list_count_nodes, list_del, list_empty } from "./list.ts";
 import type { Machine } from "./machine.ts";
 import { this_cpu } from "./mm/lru.ts";
@@ -219,13 +225,20 @@ export function PageBalloon(bc: BalloonCompaction, pfn: Pfn): boolean {
   return bc.mm.m.mem.page_type[pfn] === bc.era.page_type;
 }
 
-/** balloon_mapping_gfp_mask() | __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN. */
-export const BALLOON_PAGE_ALLOC_GFP =
-  GFP_HIGHUSER_MOVABLE | __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN;
+/**
+ * balloon_mapping_gfp_mask(): balloon pages are movable only when compaction
+ * can move them; without CONFIG_BALLOON_COMPACTION they come from
+ * unmovable memory (GFP_HIGHUSER).
+ */
+export function balloon_mapping_gfp_mask(bc: BalloonCompaction): number {
+  return bc.compaction ? GFP_HIGHUSER_MOVABLE : GFP_HIGHUSER;
+}
 
 /** balloon_page_alloc(): a page for the balloon, or -1 (never retries hard, never OOMs). */
-export function balloon_page_alloc(rt: Runtime, m: Machine): Pfn {
-  return alloc_pages(m, this_cpu(rt, m), BALLOON_PAGE_ALLOC_GFP, 0);
+export function balloon_page_alloc(rt: Runtime, bc: BalloonCompaction): Pfn {
+  const m = bc.mm.m;
+  const gfp = balloon_mapping_gfp_mask(bc) | __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN;
+  return alloc_pages(m, this_cpu(rt, m), gfp, 0);
 }
 
 /** adjust_managed_page_count(): ballooned pages leave (or rejoin) the zone's managed pages. */

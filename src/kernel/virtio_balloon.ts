@@ -402,7 +402,7 @@ export function* fill_balloon(rt: Runtime, vb: VirtioBalloon, num: number): Step
   const n_max = Math.min(num, VIRTIO_BALLOON_ARRAY_PFNS_MAX);
   const list = mm.list_head_pool.pop() ?? mem.alloc_list_head();
   for (let i = 0; i < n_max; i += VIRTIO_BALLOON_PAGES_PER_PAGE) {
-    const page = balloon_page_alloc(rt, mm.m);
+    const page = balloon_page_alloc(rt, bc);
     if (page < 0) {
       // Out of puff: back off a fifth of a second before the next round.
       vb.out_of_puff++;
