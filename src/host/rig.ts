@@ -90,16 +90,33 @@ export function run_until(
   pick?: (runnable: number[]) => number,
 ): void {
   const limit = e.steps + steps_max;
+  const threads = e.threads;
   while (!done()) {
-    const r = e.runnable();
-    if (r.length === 0) {
+    let next = -1;
+    if (pick) {
+      const r = e.runnable();
+      if (r.length > 0) next = pick(r);
+    } else {
+      // Execution.earliest() over the runnable threads, without building
+      // the array (this loop runs once per step).
+      let best_ns = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < threads.length; i++) {
+        if (!e.enabled(i)) continue;
+        const ns = e.ready_ns(i);
+        if (ns < best_ns) {
+          best_ns = ns;
+          next = i;
+        }
+      }
+    }
+    if (next < 0) {
       if (e.finished())
         throw new LockBug("run_until: every thread finished before the condition held");
       throw new DeadlockError(e.wait_for());
     }
     if (e.steps >= limit)
       throw new LockBug(`run_until: condition not reached in ${steps_max} steps`);
-    e.step(pick ? pick(r) : e.earliest(r));
+    e.step(next);
     each?.();
   }
 }
