@@ -57,6 +57,9 @@ export const FRAME_BACKED = 0;
 export const FRAME_BALLOONED = 1;
 export const FRAME_REPORTED = 2;
 
+/** Step field names, built once (no string per step). */
+const USED_FIELD = ["inflate.used", "deflate.used", "stats.used", "reporting.used"];
+
 /** Default one-way latency of a virtqueue round trip, in simulated ns. */
 export const DEFAULT_VQ_LATENCY_NS = 20_000;
 
@@ -114,6 +117,9 @@ export class HostGuest {
   readonly history: HostSample[] = [];
   /** Set to let host_device_thread() end once no buffer is pending. */
   stopped = false;
+  /** find_oldest_avail()'s answer. */
+  next_q = -1;
+  next_slot = -1;
   /** Optional observer of each processed buffer (tests, traces). */
   on_buffer: ((queue: number, entries: Float64Array, start: number, n: number) => void) | null =
     null;
@@ -267,20 +273,32 @@ export class HostGuest {
     vq.nr_avail--;
   }
 
-  /** The oldest posted buffer over all queues: [queue, slot], or null. */
-  oldest_avail(): [number, number] | null {
-    let best: [number, number] | null = null;
+  /** Whether the driver has posted a buffer the host has not taken yet. */
+  has_avail(): boolean {
+    const vqs = this.vb.vqs;
+    for (let q = 0; q < vqs.length; q++) if (vqs[q].nr_avail > 0) return true;
+    return false;
+  }
+
+  /**
+   * Find the oldest posted buffer over all queues; its queue and slot are
+   * left in `next_q` / `next_slot`. False when there is none.
+   */
+  find_oldest_avail(): boolean {
     let best_seq = Number.POSITIVE_INFINITY;
+    this.next_q = -1;
+    this.next_slot = -1;
     for (const vq of this.vb.vqs) {
       if (vq.nr_avail === 0) continue;
       for (let s = 0; s < VQ_SLOTS; s++) {
         if (vq.state[s] === SLOT_AVAIL && vq.seq[s] < best_seq) {
           best_seq = vq.seq[s];
-          best = [vq.index, s];
+          this.next_q = vq.index;
+          this.next_slot = s;
         }
       }
     }
-    return best;
+    return this.next_q >= 0;
   }
 }
 
@@ -291,14 +309,15 @@ export class HostGuest {
  */
 export function* host_device_thread(rt: Runtime, hg: HostGuest): StepOf<void> {
   const vb = hg.vb;
-  const pending = () => hg.oldest_avail() !== null;
+  const wake = () => hg.stopped || hg.has_avail();
   for (;;) {
-    yield* rt.wait_event(vb.obj, "host:avail", () => hg.stopped || pending());
-    if (!pending()) return;
+    yield* rt.wait_event(vb.obj, "host:avail", wake);
+    if (!hg.has_avail()) return;
     yield* rt.schedule_timeout(hg.latency_ns);
-    const next = hg.oldest_avail()!;
-    yield* rt.access(OP_WRITE, vb.obj, `${vb.vqs[next[0]].name}.used`);
-    hg.process_buffer(vb.vqs[next[0]], next[1]);
+    hg.find_oldest_avail();
+    const vq = vb.vqs[hg.next_q];
+    yield* rt.access(OP_WRITE, vb.obj, USED_FIELD[vq.index]);
+    hg.process_buffer(vq, hg.next_slot);
   }
 }
 

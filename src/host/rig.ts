@@ -128,7 +128,7 @@ export function balloon_settled(g: BalloonGuest): boolean {
     vb.num_pages === vb.config_num_pages &&
     !vb.size_work &&
     vb.balloon_lock.owner === -1 &&
-    hg.oldest_avail() === null
+    !hg.has_avail()
   );
 }
 

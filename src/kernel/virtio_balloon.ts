@@ -154,9 +154,14 @@ export class Virtqueue {
   /** Posting order (sequence number), for the host to process in order. */
   readonly seq = new Float64Array(VQ_SLOTS);
   nr_avail = 0;
+  /** Step field names ("inflate.kick", "inflate.used"). */
+  readonly kick_field: string;
+  readonly used_field: string;
   constructor(index: number) {
     this.index = index;
     this.name = VQ_NAMES[index];
+    this.kick_field = `${this.name}.kick`;
+    this.used_field = `${this.name}.used`;
   }
 }
 
@@ -356,8 +361,8 @@ export function virtqueue_add_outbuf(
 export function* tell_host(rt: Runtime, vb: VirtioBalloon, vq: Virtqueue): StepOf<void> {
   const slot = virtqueue_add_outbuf(vb, vq, vb.pfns, vb.num_pfns, false);
   assert(slot >= 0, "tell_host: the driver has one buffer in flight per queue");
-  yield* rt.access(OP_WRITE, vb.obj, `${vq.name}.kick`);
-  yield* rt.wait_event(vb.obj, `${vq.name}.used`, () => vq.state[slot] === SLOT_USED);
+  yield* rt.access(OP_WRITE, vb.obj, vq.kick_field);
+  yield* rt.wait_event(vb.obj, vq.used_field, () => vq.state[slot] === SLOT_USED);
   vq.state[slot] = SLOT_FREE; // virtqueue_get_buf()
 }
 
