@@ -30,7 +30,7 @@ import {
 } from "../src/kernel/migrate.ts";
 import { isolate_movable_page } from "../src/kernel/movable_ops.ts";
 import { PageIsolated } from "../src/kernel/page.ts";
-import { alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
+import { __free_pages, alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
 import {
   VIRTIO_BALLOON_F_DEFLATE_ON_OOM,
   VIRTIO_BALLOON_F_MUST_TELL_HOST,
@@ -170,6 +170,80 @@ describe.each(ERAS.map((era) => ({ era, name: era.name })))(
       // page deflated under it).
       if (era.uses_page_lock) expect(locked).toBeGreaterThan(0);
       else expect(no_device).toBeGreaterThan(0);
+    });
+  },
+);
+
+describe.each(ERAS.map((era) => ({ era, name: era.name })))(
+  "balloon: everything at once, era $name",
+  ({ era }) => {
+    it("balloon: resizes, compaction, a workload driving the guest into OOM deflation, random schedules: the safety property holds at every step (fast-check)", () => {
+      let oom_freed = 0;
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 1 << 30 }),
+          fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 3 }),
+          (seed, targets) => {
+            const g = small_guest(F(VIRTIO_BALLOON_F_DEFLATE_ON_OOM), 16 * MiB, era);
+            const { m, mm, e, vb, hg } = g;
+            // The balloon takes all it can; the workload then runs into OOM.
+            hg.set_target_pages(hg.ram_pages);
+            run_until(e, () => vb.out_of_puff >= 1 && vb.balloon_lock.owner === -1, 1_000_000);
+            settle(g, vb.num_pages);
+            const prng = new Prng(seed);
+            const l = m.mem.alloc_list_head();
+            const victims = listed(g).slice(0, 8);
+            const held: number[] = [];
+            const c = e.spawn("compact", function* (rt: Runtime) {
+              for (const p of victims) {
+                if ((yield* isolate_movable_page(rt, mm, p, 0)) === 0) list_add(m.mem, p, l);
+              }
+              yield* migrate_pages(
+                rt,
+                mm,
+                l,
+                () => alloc_pages(m, 0, GFP_HIGHUSER_MOVABLE, 0),
+                null,
+                MIGRATE_SYNC,
+                MR_COMPACTION,
+              );
+              yield* putback_movable_pages(rt, mm, l);
+            });
+            const w = e.spawn("workload", function* (rt: Runtime) {
+              for (let i = 0; i < 1500; i++) {
+                const p = alloc_pages(m, 0, GFP_HIGHUSER_MOVABLE, 0);
+                if (p >= 0) held.push(p);
+                if (i % 16 === 0) yield* rt.cond_resched();
+              }
+            });
+            const h = e.spawn("host-control", function* (rt: Runtime) {
+              for (const t of targets) {
+                hg.set_target_pages(t);
+                yield* rt.schedule_timeout(50_000);
+                yield* rt.cond_resched();
+              }
+            });
+            let steps = 0;
+            run_until(
+              e,
+              () => e.threads[c].done && e.threads[w].done && e.threads[h].done,
+              2_000_000,
+              () => {
+                if (++steps % 5 === 0) check_balloon_safety(hg);
+              },
+              (r) => r[prng.below(r.length)],
+            );
+            for (const p of held) __free_pages(m, 0, p, 0);
+            settle(g, targets[targets.length - 1]);
+            check_quiescent(g);
+            oom_freed += vb.oom_freed;
+            shutdown_balloon(g);
+          },
+        ),
+        { numRuns: 6, seed: 777 },
+      );
+      // The workload did push guests into the OOM path that deflates.
+      expect(oom_freed).toBeGreaterThan(0);
     });
   },
 );
