@@ -31,22 +31,27 @@
 
 import { PAGE_SIZE, PageTail } from "../kernel/page.ts";
 import {
+  FREE_PAGE_TAG_CMD_ID,
   SLOT_AVAIL,
   SLOT_FREE,
   SLOT_USED,
+  VIRTIO_BALLOON_CMD_ID_DONE,
+  VIRTIO_BALLOON_CMD_ID_STOP,
   VIRTIO_BALLOON_F_MUST_TELL_HOST,
+  VIRTIO_BALLOON_HINT_BLOCK_ORDER,
   VIRTIO_BALLOON_S_MEMFREE,
   VIRTIO_BALLOON_S_NAMES,
   VIRTIO_BALLOON_S_NR,
   type VirtioBalloon,
   type Virtqueue,
   VQ_DEFLATE,
+  VQ_FREE_PAGE,
   VQ_INFLATE,
   VQ_REPORTING,
-  VQ_SLOT_ENTRIES,
-  VQ_SLOTS,
   VQ_STATS,
+  vb_pfn_hinted,
   vb_pfn_in_flight,
+  virtio_balloon_set_free_page_hint_cmd_id,
   virtio_balloon_set_num_pages,
   virtio_has_feature,
 } from "../kernel/virtio_balloon.ts";
@@ -117,6 +122,9 @@ export class HostGuest {
   readonly history: HostSample[] = [];
   /** Set to let host_device_thread() end once no buffer is pending. */
   stopped = false;
+  /** Free page hinting: the last command id the device saw, blocks hinted. */
+  hint_cmd_id_seen = -1;
+  hinted_blocks = 0;
   /** find_oldest_avail()'s answer. */
   next_q = -1;
   next_slot = -1;
@@ -166,6 +174,23 @@ export class HostGuest {
     return { actual: this.ram_bytes - this.vb.config_actual * PAGE_SIZE };
   }
 
+  /**
+   * Free page hinting as QEMU drives it around a live migration: start a
+   * round with a new command id (>= 2), stop it, and later say DONE so the
+   * guest frees the hinted blocks.
+   */
+  start_free_page_hint(cmd_id: number): void {
+    if (!(Number.isInteger(cmd_id) && cmd_id >= 2))
+      throw new HostControlError(`guest '${this.name}': hint command id ${cmd_id} must be >= 2`);
+    virtio_balloon_set_free_page_hint_cmd_id(this.vb, cmd_id);
+  }
+  stop_free_page_hint(): void {
+    virtio_balloon_set_free_page_hint_cmd_id(this.vb, VIRTIO_BALLOON_CMD_ID_STOP);
+  }
+  free_page_hint_done(): void {
+    virtio_balloon_set_free_page_hint_cmd_id(this.vb, VIRTIO_BALLOON_CMD_ID_DONE);
+  }
+
   /** Ask the guest for fresh statistics (QEMU's stats polling timer). */
   request_stats(): void {
     this.vb.stats_work = true;
@@ -191,7 +216,7 @@ export class HostGuest {
       const f = this.frame;
       for (let p = 0; p < f.length; p++) {
         if (f[p] !== FRAME_REPORTED) continue;
-        if (mem._refcount[p] > 0 || PageTail(mem, p)) {
+        if ((mem._refcount[p] > 0 || PageTail(mem, p)) && !vb_pfn_hinted(this.vb, p)) {
           f[p] = FRAME_BACKED;
           this.reported_pages--;
           this.backed_pages++;
@@ -227,7 +252,7 @@ export class HostGuest {
 
   /** Process one buffer of queue `q` (slot `s`): the device's side of the message. */
   process_buffer(vq: Virtqueue, s: number): void {
-    const base = s * VQ_SLOT_ENTRIES;
+    const base = s * vq.entries;
     const n = vq.len[s];
     const buf = vq.buf;
     const nr = this.frame.length;
@@ -253,6 +278,24 @@ export class HostGuest {
         if (tag >= 0 && tag < VIRTIO_BALLOON_S_NR) this.stats[tag] = buf[base + i + 1];
       }
       this.stats_updates++;
+    } else if (q === VQ_FREE_PAGE) {
+      const tag = buf[base];
+      const v = buf[base + 1];
+      if (tag === FREE_PAGE_TAG_CMD_ID) this.hint_cmd_id_seen = v;
+      else {
+        // A hinted block: its contents are of no use to the host, which may
+        // drop it (QEMU skips it in migration).
+        const end = v + (1 << VIRTIO_BALLOON_HINT_BLOCK_ORDER);
+        if (!(Number.isInteger(v) && v >= 0 && end <= nr))
+          this.reject(`free_page: block ${v} is outside the guest`);
+        else {
+          for (let f = v; f < end; f++) {
+            if (this.frame[f] === FRAME_BALLOONED) this.reject(`free_page: pfn ${f} is ballooned`);
+            else this.set_frame(f, FRAME_REPORTED);
+          }
+          this.hinted_blocks++;
+        }
+      }
     } else if (q === VQ_REPORTING) {
       for (let i = 0; i + 1 < n; i += 2) {
         const p = buf[base + i];
@@ -290,7 +333,7 @@ export class HostGuest {
     this.next_slot = -1;
     for (const vq of this.vb.vqs) {
       if (vq.nr_avail === 0) continue;
-      for (let s = 0; s < VQ_SLOTS; s++) {
+      for (let s = 0; s < vq.slots; s++) {
         if (vq.state[s] === SLOT_AVAIL && vq.seq[s] < best_seq) {
           best_seq = vq.seq[s];
           this.next_q = vq.index;

@@ -31,7 +31,7 @@
  */
 
 import type { Lock, Runtime, StepOf } from "../runtime/runtime.ts";
-import { OP_WRITE } from "../runtime/runtime.ts";
+import { OP_READ, OP_WRITE } from "../runtime/runtime.ts";
 import {
   __balloon_page_delete,
   type BalloonCompaction,
@@ -46,11 +46,12 @@ import {
 } from "./balloon_compaction.ts";
 import { assert } from "./bug.ts";
 import { EAGAIN } from "./errno.ts";
+import { __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN } from "./gfp.ts";
 import { list_add, list_del } from "./list.ts";
 import type { Machine } from "./machine.ts";
-import { put_page } from "./mm/lru.ts";
+import { put_page, this_cpu } from "./mm/lru.ts";
 import { PageIsolated, PageLocked, type Pfn } from "./page.ts";
-import { __free_pages } from "./page_alloc/alloc.ts";
+import { __free_pages, alloc_pages } from "./page_alloc/alloc.ts";
 import {
   PageReportingDevInfo,
   page_reporting_register,
@@ -87,6 +88,8 @@ export const VIRTIO_BALLOON_PAGES_PER_PAGE = 1;
 export const OOM_VBALLOON_DEFAULT_PAGES = 256;
 /** fill_balloon's back-off after an allocation failure ("out of puff"). */
 export const OUT_OF_PUFF_SLEEP_NS = 200_000_000;
+/** gfp of a hinted block: no reclaim, no reserves, no warning (unmovable). */
+export const FREE_PAGE_ALLOC_FLAG = __GFP_NORETRY | __GFP_NOWARN | __GFP_NOMEMALLOC;
 /**
  * Delay before a resize round that moved no page runs again. The kernel
  * requeues the work at once and other CPUs keep running; a scheduler that
@@ -125,7 +128,8 @@ export const VQ_INFLATE = 0;
 export const VQ_DEFLATE = 1;
 export const VQ_STATS = 2;
 export const VQ_REPORTING = 3;
-export const VQ_NAMES = ["inflate", "deflate", "stats", "reporting"];
+export const VQ_FREE_PAGE = 4;
+export const VQ_NAMES = ["inflate", "deflate", "stats", "reporting", "free_page"];
 
 // Buffer slot states.
 export const SLOT_FREE = 0;
@@ -134,9 +138,20 @@ export const SLOT_AVAIL = 1;
 /** Taken and answered by the host; the driver has not collected it yet. */
 export const SLOT_USED = 2;
 
-/** Buffers per queue and entries per buffer. */
+/** Buffers per queue and entries per buffer (the free page queue: many small ones). */
 export const VQ_SLOTS = 4;
 export const VQ_SLOT_ENTRIES = 2 * VIRTIO_BALLOON_ARRAY_PFNS_MAX;
+export const FREE_PAGE_VQ_SLOTS = 128;
+export const FREE_PAGE_VQ_ENTRIES = 2;
+
+// Free page hinting (VIRTIO_BALLOON_F_FREE_PAGE_HINT).
+export const VIRTIO_BALLOON_CMD_ID_STOP = 0;
+export const VIRTIO_BALLOON_CMD_ID_DONE = 1;
+/** Hints are blocks of this order (MAX_ORDER - 1 of the 5.x kernels: 4 MiB). */
+export const VIRTIO_BALLOON_HINT_BLOCK_ORDER = 10;
+/** Free page queue entry tags: a command id, or a hinted block's pfn. */
+export const FREE_PAGE_TAG_CMD_ID = 0;
+export const FREE_PAGE_TAG_HINT = 1;
 
 /**
  * A virtqueue reduced to its buffers: VQ_SLOTS fixed buffers of u32 entries
@@ -146,20 +161,29 @@ export const VQ_SLOT_ENTRIES = 2 * VIRTIO_BALLOON_ARRAY_PFNS_MAX;
 export class Virtqueue {
   readonly index: number;
   readonly name: string;
-  readonly buf = new Float64Array(VQ_SLOTS * VQ_SLOT_ENTRIES);
-  readonly len = new Int32Array(VQ_SLOTS);
-  readonly state = new Uint8Array(VQ_SLOTS);
+  readonly slots: number;
+  readonly entries: number;
+  readonly buf: Float64Array;
+  readonly len: Int32Array;
+  readonly state: Uint8Array;
   /** The driver does not wait for this buffer: the completion frees it. */
-  readonly no_wait = new Uint8Array(VQ_SLOTS);
+  readonly no_wait: Uint8Array;
   /** Posting order (sequence number), for the host to process in order. */
-  readonly seq = new Float64Array(VQ_SLOTS);
+  readonly seq: Float64Array;
   nr_avail = 0;
   /** Step field names ("inflate.kick", "inflate.used"). */
   readonly kick_field: string;
   readonly used_field: string;
-  constructor(index: number) {
+  constructor(index: number, slots = VQ_SLOTS, entries = VQ_SLOT_ENTRIES) {
     this.index = index;
     this.name = VQ_NAMES[index];
+    this.slots = slots;
+    this.entries = entries;
+    this.buf = new Float64Array(slots * entries);
+    this.len = new Int32Array(slots);
+    this.state = new Uint8Array(slots);
+    this.no_wait = new Uint8Array(slots);
+    this.seq = new Float64Array(slots);
     this.kick_field = `${this.name}.kick`;
     this.used_field = `${this.name}.used`;
   }
@@ -218,6 +242,16 @@ export class VirtioBalloon {
   pr_dev_info: PageReportingDevInfo | null = null;
   /** The reporting queue's pfn/order pairs, gathered before posting. */
   readonly report_buf = new Float64Array(VQ_SLOT_ENTRIES);
+  /** config.free_page_hint_cmd_id (written by the host). */
+  config_free_page_hint_cmd_id = VIRTIO_BALLOON_CMD_ID_STOP;
+  /** The command id the driver is hinting for. */
+  cmd_id_active = VIRTIO_BALLOON_CMD_ID_STOP;
+  /** report_free_page_work queued. */
+  free_page_work = false;
+  /** Hinted blocks the driver holds until the host says DONE (a list_head slot). */
+  readonly free_page_list: number;
+  num_free_page_blocks = 0;
+  readonly hint_buf = new Float64Array(FREE_PAGE_VQ_ENTRIES);
 
   constructor(bc: BalloonCompaction, name: string, device_features: number, obj: number) {
     if (!Number.isInteger(device_features) || device_features < 0 || device_features > 0xffff_ffff)
@@ -232,8 +266,10 @@ export class VirtioBalloon {
     this.vb_dev_info = balloon_devinfo_init(bc, name);
     this.balloon_lock = bc.mm.new_lock("vb->balloon_lock", "mutex");
     this.vqs = [0, 1, 2, 3].map((i) => new Virtqueue(i));
+    this.vqs.push(new Virtqueue(VQ_FREE_PAGE, FREE_PAGE_VQ_SLOTS, FREE_PAGE_VQ_ENTRIES));
     const mm = bc.mm;
     this.leak_list = mm.list_head_pool.pop() ?? mm.m.mem.alloc_list_head();
+    this.free_page_list = mm.list_head_pool.pop() ?? mm.m.mem.alloc_list_head();
   }
 
   next_seq(): number {
@@ -339,10 +375,10 @@ export function virtqueue_add_outbuf(
   n: number,
   no_wait: boolean,
 ): number {
-  assert(n > 0 && n <= VQ_SLOT_ENTRIES, "virtqueue_add_outbuf: buffer size");
-  for (let s = 0; s < VQ_SLOTS; s++) {
+  assert(n > 0 && n <= vq.entries, "virtqueue_add_outbuf: buffer size");
+  for (let s = 0; s < vq.slots; s++) {
     if (vq.state[s] !== SLOT_FREE) continue;
-    const base = s * VQ_SLOT_ENTRIES;
+    const base = s * vq.entries;
     for (let i = 0; i < n; i++) vq.buf[base + i] = src[i];
     vq.len[s] = n;
     vq.no_wait[s] = no_wait ? 1 : 0;
@@ -377,9 +413,9 @@ export function vb_pfn_in_flight(vb: VirtioBalloon, pfn: Pfn): boolean {
   }
   for (const q of [VQ_INFLATE, VQ_DEFLATE]) {
     const vq = vb.vqs[q];
-    for (let s = 0; s < VQ_SLOTS; s++) {
+    for (let s = 0; s < vq.slots; s++) {
       if (vq.state[s] === SLOT_FREE) continue;
-      const base = s * VQ_SLOT_ENTRIES;
+      const base = s * vq.entries;
       for (let i = 0; i < vq.len[s]; i++) if (vq.buf[base + i] === pfn) return true;
     }
   }
@@ -487,16 +523,25 @@ export function* update_balloon_size_func(rt: Runtime, vb: VirtioBalloon): StepO
   }
 }
 
+/** Work queued for the worker (or a request to stop). */
+function vb_work_pending(vb: VirtioBalloon): boolean {
+  return vb.size_work || vb.stats_work || vb.free_page_work || vb.stop_update;
+}
+
 /**
- * The driver's work queue as one thread: runs the resize and stats work
- * items as they are queued, until stop_update is set and nothing is queued.
+ * The driver's work queue as one thread: runs the resize, stats and free
+ * page hinting work items as they are queued, until stop_update is set.
  */
 export function* virtballoon_worker(rt: Runtime, vb: VirtioBalloon): StepOf<void> {
   for (;;) {
-    yield* rt.wait_event(vb.obj, "vb->work", () => vb.size_work || vb.stats_work || vb.stop_update);
+    yield* rt.wait_event(vb.obj, "vb->work", () => vb_work_pending(vb));
     if (vb.stats_work) {
       vb.stats_work = false;
       stats_handle_request(vb);
+    }
+    if (vb.free_page_work && !vb.stop_update) {
+      vb.free_page_work = false;
+      yield* report_free_page_func(rt, vb);
     }
     if (vb.size_work && !vb.stop_update) {
       vb.size_work = false;
@@ -522,9 +567,115 @@ export function virtio_balloon_set_num_pages(vb: VirtioBalloon, num_pages: numbe
   virtballoon_changed(vb);
 }
 
-/** virtballoon_changed(): the config interrupt. */
+/** virtballoon_changed(): the config interrupt: queue the resize (and hinting) work. */
 export function virtballoon_changed(vb: VirtioBalloon): void {
-  if (!vb.stop_update) vb.size_work = true;
+  if (vb.stop_update) return;
+  vb.size_work = true;
+  if (virtio_has_feature(vb, VIRTIO_BALLOON_F_FREE_PAGE_HINT)) vb.free_page_work = true;
+}
+
+/**
+ * The host side of free page hinting: write config.free_page_hint_cmd_id
+ * (a new id >= 2 starts a round, STOP ends it, DONE lets the guest have its
+ * hinted pages back) and raise the config interrupt.
+ */
+export function virtio_balloon_set_free_page_hint_cmd_id(vb: VirtioBalloon, cmd_id: number): void {
+  if (!virtio_has_feature(vb, VIRTIO_BALLOON_F_FREE_PAGE_HINT))
+    throw new BalloonConfigError(`virtio_balloon '${vb.name}': FREE_PAGE_HINT was not negotiated`);
+  if (!(Number.isInteger(cmd_id) && cmd_id >= 0 && cmd_id <= 0xffff_ffff))
+    throw new BalloonConfigError(
+      `virtio_balloon '${vb.name}': hint command id ${cmd_id} is not a u32`,
+    );
+  vb.config_free_page_hint_cmd_id = cmd_id;
+  virtballoon_changed(vb);
+}
+
+// ---------------------------------------------------------------------------
+// Free page hinting
+
+/**
+ * report_free_page_func(): DONE gives every hinted block back to the
+ * allocator; a new command id starts a hinting round.
+ */
+export function* report_free_page_func(rt: Runtime, vb: VirtioBalloon): StepOf<void> {
+  const id = vb.config_free_page_hint_cmd_id;
+  if (id === VIRTIO_BALLOON_CMD_ID_DONE) return_free_pages_to_mm(rt, vb, Number.POSITIVE_INFINITY);
+  else if (id !== VIRTIO_BALLOON_CMD_ID_STOP && id !== vb.cmd_id_active)
+    yield* virtio_balloon_report_free_page(rt, vb);
+}
+
+/** send_cmd_id_start() / send_cmd_id_stop(): a command id on the free page queue. */
+function send_cmd_id(vb: VirtioBalloon, id: number): void {
+  vb.hint_buf[0] = FREE_PAGE_TAG_CMD_ID;
+  vb.hint_buf[1] = id;
+  virtqueue_add_outbuf(vb, vb.vqs[VQ_FREE_PAGE], vb.hint_buf, 2, true);
+}
+
+/**
+ * virtio_balloon_report_free_page(): send the command id, then take free
+ * blocks of VIRTIO_BALLOON_HINT_BLOCK_ORDER one by one (never reclaiming)
+ * and hint each to the host, keeping them, until the allocator has none
+ * left or the host changes the command id; then send STOP. A block that
+ * finds the queue full is freed again (one entry stays free for the id)
+ * and ends the round.
+ */
+export function* virtio_balloon_report_free_page(rt: Runtime, vb: VirtioBalloon): StepOf<void> {
+  const m = vb.bc.mm.m;
+  const vq = vb.vqs[VQ_FREE_PAGE];
+  vb.cmd_id_active = vb.config_free_page_hint_cmd_id;
+  send_cmd_id(vb, vb.cmd_id_active);
+  const cpu = this_cpu(rt, m);
+  for (let n = 0; n <= m.mem.nr_pages; n++) {
+    yield* rt.access(OP_READ, vb.obj, "free_page_hint_cmd_id");
+    if (vb.config_free_page_hint_cmd_id !== vb.cmd_id_active) break;
+    const pfn = alloc_pages(m, cpu, FREE_PAGE_ALLOC_FLAG, VIRTIO_BALLOON_HINT_BLOCK_ORDER);
+    if (pfn < 0) break;
+    if (vq.slots - used_slots(vq) <= 1) {
+      // Queue full: free the block and end the round (the kernel keeps
+      // trying; with a 128-entry queue and a host that keeps up it rarely
+      // gets here).
+      __free_pages(m, cpu, pfn, VIRTIO_BALLOON_HINT_BLOCK_ORDER);
+      break;
+    }
+    vb.hint_buf[0] = FREE_PAGE_TAG_HINT;
+    vb.hint_buf[1] = pfn;
+    virtqueue_add_outbuf(vb, vq, vb.hint_buf, 2, true);
+    list_add(m.mem, pfn, vb.free_page_list);
+    vb.num_free_page_blocks++;
+  }
+  send_cmd_id(vb, VIRTIO_BALLOON_CMD_ID_STOP);
+}
+
+function used_slots(vq: Virtqueue): number {
+  let n = 0;
+  for (let s = 0; s < vq.slots; s++) if (vq.state[s] !== SLOT_FREE) n++;
+  return n;
+}
+
+/** return_free_pages_to_mm(): free up to `num` hinted blocks; returns how many. */
+export function return_free_pages_to_mm(rt: Runtime, vb: VirtioBalloon, num: number): number {
+  const m = vb.bc.mm.m;
+  const mem = m.mem;
+  const cpu = this_cpu(rt, m);
+  let n = 0;
+  for (let p = mem.lru_next[vb.free_page_list]; p !== vb.free_page_list && n < num; ) {
+    list_del(mem, p);
+    __free_pages(m, cpu, p, VIRTIO_BALLOON_HINT_BLOCK_ORDER);
+    vb.num_free_page_blocks--;
+    n++;
+    p = mem.lru_next[vb.free_page_list];
+  }
+  return n;
+}
+
+/** Whether `pfn` lies in a hinted block the driver still holds. */
+export function vb_pfn_hinted(vb: VirtioBalloon, pfn: Pfn): boolean {
+  const mem = vb.bc.mm.m.mem;
+  const size = 1 << VIRTIO_BALLOON_HINT_BLOCK_ORDER;
+  for (let p = mem.lru_next[vb.free_page_list]; p !== vb.free_page_list; p = mem.lru_next[p]) {
+    if (pfn >= p && pfn < p + size) return true;
+  }
+  return false;
 }
 
 /**
@@ -543,6 +694,7 @@ export function* virtballoon_remove(
   const m = vb.bc.mm.m;
   if (vb.oom_hook && m.hooks.oom_notify === vb.oom_hook) m.hooks.oom_notify = null;
   if (vb.pr_dev_info) page_reporting_unregister(m, vb.pr_dev_info);
+  return_free_pages_to_mm(rt, vb, Number.POSITIVE_INFINITY);
   vb.oom_pages = 0;
   for (let round = 0; vb.num_pages > 0; round++) {
     assert(round < rounds_max, "virtballoon_remove: balloon never emptied");
@@ -550,7 +702,7 @@ export function* virtballoon_remove(
   }
   update_balloon_size(vb);
   balloon_devinfo_release(vb.bc, vb.vb_dev_info);
-  vb.bc.mm.list_head_pool.push(vb.leak_list);
+  vb.bc.mm.list_head_pool.push(vb.leak_list, vb.free_page_list);
   vb.removed = true;
 }
 
