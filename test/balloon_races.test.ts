@@ -20,6 +20,7 @@ import {
   verify_balloon_dev_info,
 } from "../src/kernel/balloon_compaction.ts";
 import { KernelBug } from "../src/kernel/bug.ts";
+import { verify_machine } from "../src/kernel/debug_vm.ts";
 import { GFP_HIGHUSER_MOVABLE } from "../src/kernel/gfp.ts";
 import { list_add } from "../src/kernel/list.ts";
 import {
@@ -34,6 +35,7 @@ import { __free_pages, alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
 import {
   VIRTIO_BALLOON_F_DEFLATE_ON_OOM,
   VIRTIO_BALLOON_F_MUST_TELL_HOST,
+  virtballoon_remove,
 } from "../src/kernel/virtio_balloon.ts";
 import { BALLOON_MIGRATE, PGMIGRATE_FAIL, PGMIGRATE_SUCCESS } from "../src/kernel/vmstat_items.ts";
 import { Prng } from "../src/runtime/prng.ts";
@@ -98,6 +100,46 @@ describe.each(ERAS.map((era) => ({ era, name: era.name })))(
       expect(vb.num_pages).toBe(0);
       check_quiescent(g);
       shutdown_balloon(g);
+    });
+
+    it("balloon: removing the device while compaction holds pages waits for them, then gives everything back", () => {
+      const g = small_guest(F(VIRTIO_BALLOON_F_MUST_TELL_HOST), 32 * MiB, era);
+      const { m, mm, e, vb, hg } = g;
+      settle(g, 600);
+      const victims = listed(g).slice(0, 5);
+      const l = m.mem.alloc_list_head();
+      const iso = e.spawn("isolate", function* (rt: Runtime) {
+        for (const p of victims)
+          if ((yield* isolate_movable_page(rt, mm, p, 0)) === 0) list_add(m.mem, p, l);
+      });
+      run_until(e, () => e.threads[iso].done, 100_000);
+      vb.stop_update = true;
+      run_until(e, () => e.threads[g.worker].done, 100_000);
+      const rm = e.spawn("remove", (rt) => virtballoon_remove(rt, vb));
+      run_until(
+        e,
+        () => vb.num_pages === 5,
+        1_000_000,
+        () => check_all(g),
+      );
+      expect(e.threads[rm].done).toBe(false);
+      expect(() => hg.set_target_pages(10)).toThrow(/being removed/);
+      const pb = e.spawn("putback", function* (rt: Runtime) {
+        yield* putback_movable_pages(rt, mm, l);
+      });
+      run_until(
+        e,
+        () => e.threads[rm].done && e.threads[pb].done,
+        1_000_000,
+        () => check_all(g),
+      );
+      expect(vb.removed).toBe(true);
+      expect(vb.num_pages).toBe(0);
+      expect(hg.ballooned_pages).toBe(0);
+      expect(g.bc.devices[vb.vb_dev_info.id]).toBe(null);
+      hg.stopped = true;
+      run_until(e, () => e.finished(), 1000);
+      verify_machine(m);
     });
 
     it("balloon: random interleavings of compaction (isolate, migrate, putback) with resizes keep every invariant (fast-check)", () => {
