@@ -164,6 +164,10 @@ export class BalloonCompaction implements MovableOperations {
   constructor(mm: MmState, opts: BalloonCompactionOptions = {}) {
     this.mm = mm;
     this.era = opts.era ?? balloon_era2016;
+    if (this.era.device_lookup !== "private")
+      throw new RangeError(
+        `balloon era ${this.era.name}: device lookup through page->mapping is not modelled`,
+      );
     this.compaction = opts.compaction ?? true;
     this.drop_rules = new Set(opts.drop_rules ?? []);
     for (const r of this.drop_rules) {

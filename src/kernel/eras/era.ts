@@ -49,6 +49,12 @@ export interface MovableEra {
  */
 export interface BalloonEra {
   readonly name: string;
+  /**
+   * How a page names its device: "mapping" (2012: the device's own
+   * address_space in page->mapping) or "private" (2014 on: page->private).
+   * Only "private" is implemented.
+   */
+  readonly device_lookup: "mapping" | "private";
   /** The page type a balloon page carries (PGTY_balloon until v6.0, then PGTY_offline). */
   readonly page_type: number;
   /** Enqueue and dequeue trylock the page (every era before 2026). */

@@ -62,6 +62,7 @@ export const era2016: MovableEra = {
  */
 export const balloon_era2016: BalloonEra = {
   name: "2016",
+  device_lookup: "private",
   page_type: PGTY_balloon,
   uses_page_lock: true,
   global_pages_lock: false,

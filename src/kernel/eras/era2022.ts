@@ -13,6 +13,7 @@ import type { BalloonEra } from "./era.ts";
 
 export const balloon_era2022: BalloonEra = {
   name: "2022",
+  device_lookup: "private",
   page_type: PGTY_offline,
   uses_page_lock: true,
   global_pages_lock: false,

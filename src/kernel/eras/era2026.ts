@@ -15,6 +15,7 @@ import type { BalloonEra } from "./era.ts";
 
 export const balloon_era2026: BalloonEra = {
   name: "2026",
+  device_lookup: "private",
   page_type: PGTY_offline,
   uses_page_lock: false,
   global_pages_lock: true,
