@@ -5,8 +5,8 @@
  * Per guest frame the host keeps one byte: BACKED (host memory behind it),
  * BALLOONED (the guest gave it away on the inflate queue; the host
  * discarded it and the guest must not touch it until it deflates it), or
- * REPORTED (free page reporting: discarded, but the guest may reuse it at
- * any time, which backs it again). Counts of each are kept as it changes,
+ * REPORTED (free page reporting or a free page hint: discarded, but the
+ * guest may reuse it at any time, which backs it again). Counts of each are kept as it changes,
  * and sample() records host memory used per guest over time.
  *
  * The device is a thread per guest (host_device_thread): it waits for a

@@ -15,6 +15,12 @@
  * acknowledgement (rt.wait_event); the host is another thread, and its
  * latency is simulated time (schedule_timeout) in the simulator.
  *
+ * Features: DEFLATE_ON_OOM (an OOM notifier on m.hooks.oom_notify),
+ * STATS_VQ, FREE_PAGE_HINT (report_free_page_func: hint free 4 MiB blocks
+ * for a host command id, hold them until DONE) and REPORTING (through
+ * page_reporting.ts); MUST_TELL_HOST changes only what the OOM notifier may
+ * do, since the driver always tells the host before freeing.
+ *
  * Locks: vb->balloon_lock (mutex) around fill, leak and migratepage (which
  * only trylocks it: it runs under two page locks); inside it the balloon
  * pages lock (balloon_compaction.ts). tell_host sleeps with balloon_lock
