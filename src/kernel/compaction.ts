@@ -3,8 +3,12 @@
  * parts a full or targeted run needs: compact_zone() with its two scanners,
  * compact_finished(), compaction_suitable(), the pageblock skip hints and
  * cached scanner positions, and the /proc/sys/vm/compact_memory trigger
- * (compact_nodes()). Direct compaction, kcompactd and proactive compaction
- * are not modelled yet.
+ * (compact_nodes()); the pieces direct compaction and kcompactd share:
+ * compaction deferral (compaction_deferred, defer_compaction,
+ * compaction_defer_reset, compaction_restarting), capture
+ * (compaction_capture), too_many_isolated() and the fragmentation score of
+ * proactive compaction. The allocator's side of direct compaction lives in
+ * compaction_direct.ts, kcompactd in compaction_daemon.ts.
  *
  * Shape of a run: the migration scanner walks the zone upwards from its
  * start one pageblock at a time and isolates up to COMPACT_CLUSTER_MAX (32)
@@ -26,6 +30,9 @@
  * page lock and the driver's locks inside isolate_movable_page(). The free
  * scanner works under zone->lock semantics: like the allocator, its work on
  * a block is plain code between two steps, so nothing interleaves with it.
+ * Deferral state (compact_considered, compact_defer_shift,
+ * compact_order_failed) is read and written without a lock, as the kernel
+ * does: at worst one attempt too many or too few is skipped.
  * Invariants: at the end of compact_zone() the migratepages and freepages
  * lists are empty (every isolated page migrated, put back or released);
  * cc.nr_freepages equals the length of cc.freepages; isolated free pages
@@ -35,8 +42,8 @@
 import type { Runtime, StepOf } from "../runtime/runtime.ts";
 import { OP_READ } from "../runtime/runtime.ts";
 import { assert, VM_BUG_ON } from "./bug.ts";
-import { ENOMEM } from "./errno.ts";
-import { GFP_KERNEL, type Gfp, gfp_migratetype } from "./gfp.ts";
+import { EAGAIN, ENOMEM } from "./errno.ts";
+import { __GFP_FS, GFP_KERNEL, type Gfp, gfp_migratetype } from "./gfp.ts";
 import { list_add, list_add_tail, list_del, list_empty, list_first_entry_or_null } from "./list.ts";
 import type { Machine } from "./machine.ts";
 import {
@@ -57,6 +64,7 @@ import {
   MIGRATE_MOVABLE,
   NR_PAGE_ORDERS,
   PAGE_ALLOC_COSTLY_ORDER,
+  type PgData,
   pageblock_end_pfn,
   pageblock_start_pfn,
   type Zone,
@@ -68,6 +76,7 @@ import {
   isolate_movable_page,
 } from "./movable_ops.ts";
 import {
+  clear_pageblock_skip,
   compound_order,
   get_pageblock_migratetype,
   get_pageblock_skip,
@@ -83,6 +92,7 @@ import {
 } from "./page.ts";
 import {
   __free_pages,
+  COMPACT_DEFERRED,
   COMPACT_NOT_SUITABLE_ZONE,
   COMPACT_SKIPPED,
   prep_new_page,
@@ -102,14 +112,26 @@ import {
   COMPACTFREE_SCANNED,
   COMPACTISOLATED,
   COMPACTMIGRATE_SCANNED,
+  NR_ACTIVE_ANON,
+  NR_ACTIVE_FILE,
   NR_FREE_PAGES,
+  NR_INACTIVE_ANON,
+  NR_INACTIVE_FILE,
+  NR_ISOLATED_ANON,
+  NR_ISOLATED_FILE,
 } from "./vmstat_items.ts";
 
 /** Pages isolated per round, and the scanners' lock-drop interval. */
 export const COMPACT_CLUSTER_MAX = 32;
 
+/** COMPACT_MAX_DEFER_SHIFT: at most 1 << 6 = 64 attempts are skipped in a row. */
+export const COMPACT_MAX_DEFER_SHIFT = 6;
+
+/** COMPACTION_HPAGE_ORDER: HPAGE_PMD_ORDER on x86-64, the order proactive compaction serves. */
+export const COMPACTION_HPAGE_ORDER = 9;
+
 // enum compact_result, continued from page_alloc/alloc.ts (order matters).
-export { COMPACT_NOT_SUITABLE_ZONE, COMPACT_SKIPPED };
+export { COMPACT_DEFERRED, COMPACT_NOT_SUITABLE_ZONE, COMPACT_SKIPPED };
 export const COMPACT_NO_SUITABLE_PAGE = 3;
 export const COMPACT_CONTINUE = 4;
 export const COMPACT_COMPLETE = 5;
@@ -151,8 +173,20 @@ export interface CompactControl {
   no_set_skip_hint: boolean;
   ignore_block_suitable: boolean;
   direct_compaction: boolean;
+  /** A proactive run of kcompactd: stop at the low fragmentation score. */
+  proactive_compaction: boolean;
   whole_zone: boolean;
   contended: boolean;
+}
+
+/**
+ * struct capture_control: while a direct compaction runs, a block of the
+ * wanted order that its own frees form in its zone is handed to it instead
+ * of going on a free list (compaction_capture()). `page` is -1 until then.
+ */
+export interface CaptureControl {
+  cc: CompactControl;
+  page: Pfn;
 }
 
 /**
@@ -186,6 +220,7 @@ export function compact_control(
     no_set_skip_hint: false,
     ignore_block_suitable: false,
     direct_compaction: false,
+    proactive_compaction: false,
     whole_zone: false,
     contended: false,
     ...opts,
@@ -259,9 +294,32 @@ export function suitable_migration_source(m: Machine, cc: CompactControl, pfn: P
 }
 
 /**
+ * too_many_isolated(): are more pages isolated from the node's LRU lists
+ * than half of what is on them? Callers that may enter the filesystem
+ * (__GFP_FS) get a limit eight times tighter, so that GFP_NOFS compactors
+ * can still make progress while the others wait. Lockless reads of node
+ * counters; at worst one block more or less is isolated.
+ */
+export function too_many_isolated(m: Machine, cc: CompactControl): boolean {
+  const vm_stat = m.pgdat[cc.zone.node_id].vm_stat;
+  let inactive = vm_stat[NR_INACTIVE_FILE] + vm_stat[NR_INACTIVE_ANON];
+  let active = vm_stat[NR_ACTIVE_FILE] + vm_stat[NR_ACTIVE_ANON];
+  const isolated = vm_stat[NR_ISOLATED_FILE] + vm_stat[NR_ISOLATED_ANON];
+  if (cc.gfp_mask & __GFP_FS) {
+    inactive = Math.floor(inactive / 8);
+    active = Math.floor(active / 8);
+  }
+  return isolated > Math.floor((inactive + active) / 2);
+}
+
+/**
  * isolate_migratepages_block(): scan [low_pfn, end_pfn) of one pageblock and
  * move up to COMPACT_CLUSTER_MAX movable pages onto cc.migratepages. Free
- * blocks are stepped over by their order, read without zone->lock.
+ * blocks are stepped over by their order, read without zone->lock. Returns
+ * 0, or -EAGAIN when too many pages are isolated already: the kernel's
+ * async runs and runs holding pages give up so; sync runs would sleep in
+ * reclaim_throttle() and try again, which pagesim does not model (they give
+ * up too).
  */
 function* isolate_migratepages_block(
   rt: Runtime,
@@ -270,12 +328,13 @@ function* isolate_migratepages_block(
   low_pfn: Pfn,
   end_pfn: Pfn,
   isolate_mode: number,
-): StepOf<void> {
+): StepOf<number> {
   const m = mm.m;
   const mem = m.mem;
   let nr_scanned = 0;
   let nr_isolated = 0;
   cc.migrate_pfn = low_pfn;
+  if (too_many_isolated(m, cc)) return -EAGAIN;
   for (; low_pfn < end_pfn; low_pfn++) {
     if (low_pfn % COMPACT_CLUSTER_MAX === 0) yield* rt.cond_resched();
     nr_scanned++;
@@ -325,6 +384,7 @@ function* isolate_migratepages_block(
   cc.total_migrate_scanned += nr_scanned;
   m.vm_events[COMPACTISOLATED] += nr_isolated;
   cc.migrate_pfn = low_pfn;
+  return 0;
 }
 
 /**
@@ -365,7 +425,8 @@ function* isolate_migratepages(rt: Runtime, mm: MmState, cc: CompactControl): St
       if (!suitable_migration_source(m, cc, block_start)) {
         update_cached_migrate(m, cc, block_end);
       } else {
-        yield* isolate_migratepages_block(rt, mm, cc, low_pfn, block_end, isolate_mode);
+        if (yield* isolate_migratepages_block(rt, mm, cc, low_pfn, block_end, isolate_mode))
+          return ISOLATE_ABORT;
         break;
       }
     }
@@ -594,6 +655,14 @@ function __compact_finished(m: Machine, cc: CompactControl): number {
     if (cc.direct_compaction) zone.compact_blockskip_flush = true;
     return cc.whole_zone ? COMPACT_COMPLETE : COMPACT_PARTIAL_SKIPPED;
   }
+  if (cc.proactive_compaction) {
+    // kswapd is not modelled, so it is never running on the node.
+    const ret =
+      fragmentation_score_zone(zone) > fragmentation_score_wmark(m, true)
+        ? COMPACT_CONTINUE
+        : COMPACT_SUCCESS;
+    return cc.contended ? COMPACT_CONTENDED : ret;
+  }
   if (cc.order === -1) return COMPACT_CONTINUE;
   if (cc.migrate_pfn & ((1 << mem.pageblock_order) - 1)) return COMPACT_CONTINUE;
   let ret = COMPACT_NO_SUITABLE_PAGE;
@@ -674,6 +743,221 @@ export function compaction_suit_allocation_order(m: Machine, cc: CompactControl)
 }
 
 // ---------------------------------------------------------------------------
+// Deferral: after a failure, skip the next 1 << compact_defer_shift attempts
+
+/**
+ * compaction_deferred(): should this attempt at `order` be skipped? Orders
+ * below the lowest that failed are never deferred. Counting happens here:
+ * each call is one attempt considered, and the attempt that reaches
+ * 1 << compact_defer_shift goes ahead.
+ */
+export function compaction_deferred(zone: Zone, order: number): boolean {
+  if (order < zone.compact_order_failed) return false;
+  const limit = 1 << zone.compact_defer_shift;
+  if (++zone.compact_considered >= limit) {
+    zone.compact_considered = limit;
+    return false;
+  }
+  return true;
+}
+
+/** defer_compaction(): a run at `order` failed: skip twice as many next time. */
+export function defer_compaction(zone: Zone, order: number): void {
+  zone.compact_considered = 0;
+  zone.compact_defer_shift++;
+  if (order < zone.compact_order_failed) zone.compact_order_failed = order;
+  if (zone.compact_defer_shift > COMPACT_MAX_DEFER_SHIFT)
+    zone.compact_defer_shift = COMPACT_MAX_DEFER_SHIFT;
+}
+
+/**
+ * compaction_defer_reset(): a run at `order` succeeded (`alloc_success`:
+ * and the allocation got its page): no more deferral, and the orders up to
+ * this one are no longer considered failing.
+ */
+export function compaction_defer_reset(zone: Zone, order: number, alloc_success: boolean): void {
+  if (alloc_success) {
+    zone.compact_considered = 0;
+    zone.compact_defer_shift = 0;
+  }
+  if (order >= zone.compact_order_failed) zone.compact_order_failed = order + 1;
+}
+
+/** compaction_restarting(): deferred to the limit and still asked: start over. */
+export function compaction_restarting(zone: Zone, order: number): boolean {
+  if (order < zone.compact_order_failed) return false;
+  return (
+    zone.compact_defer_shift === COMPACT_MAX_DEFER_SHIFT &&
+    zone.compact_considered >= 1 << COMPACT_MAX_DEFER_SHIFT
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Capture
+
+/**
+ * compaction_capture(): called by __free_one_page() (through the machine's
+ * free-area hook) for a block of `order` about to be listed or merged, while
+ * a direct compaction of this zone runs. Takes the block if it has exactly
+ * the wanted order and its migratetype may serve the request: never CMA or
+ * ISOLATE blocks, and a MOVABLE block smaller than a pageblock only for a
+ * MOVABLE request (so as not to mix unmovable pages into movable blocks).
+ * Caller holds zone->lock.
+ */
+export function compaction_capture(
+  capc: CaptureControl,
+  pfn: Pfn,
+  order: number,
+  migratetype: number,
+  pageblock_order: number,
+): boolean {
+  if (capc.page >= 0 || order !== capc.cc.order) return false;
+  if (migratetype === MIGRATE_CMA || migratetype === MIGRATE_ISOLATE) return false;
+  if (
+    order < pageblock_order &&
+    migratetype === MIGRATE_MOVABLE &&
+    capc.cc.migratetype !== MIGRATE_MOVABLE
+  )
+    return false;
+  capc.page = pfn;
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Resetting the skip hints
+
+/**
+ * __reset_isolation_pfn(): clear the skip bit of the block holding `pfn` if
+ * a sample of its pages (one in 1 << PAGE_ALLOC_COSTLY_ORDER) finds an LRU
+ * page (worth scanning as a source) or a free page (as a target). Target
+ * side alone only considers MOVABLE blocks. Lockless reads; a wrong guess
+ * costs one block scanned for nothing or skipped once more.
+ */
+function __reset_isolation_pfn(
+  m: Machine,
+  zone: Zone,
+  pfn: Pfn,
+  check_source: boolean,
+  check_target: boolean,
+): boolean {
+  const mem = m.mem;
+  if (!zone.zone_spans_pfn(pfn)) return false;
+  if (check_source && check_target && !get_pageblock_skip(mem, pfn)) return true;
+  if (!check_source && check_target && get_pageblock_migratetype(mem, pfn) !== MIGRATE_MOVABLE)
+    return false;
+  const start = Math.max(pageblock_start_pfn(mem, pfn), zone.zone_start_pfn);
+  const end = Math.min(pageblock_end_pfn(mem, pfn) - 1, zone.zone_end_pfn - 1);
+  for (let p = start; p <= end; p += 1 << PAGE_ALLOC_COSTLY_ORDER) {
+    if ((check_source && PageLRU(mem, p)) || (check_target && PageBuddy(mem, p))) {
+      clear_pageblock_skip(mem, p);
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * __reset_isolation_suitable(): once a direct compaction has walked the
+ * whole zone (compact_blockskip_flush), walk pageblocks from both ends
+ * towards the middle clearing skip bits where the sample finds work, and
+ * restart the cached scanner positions at the first reset blocks.
+ */
+export function __reset_isolation_suitable(m: Machine, zone: Zone): void {
+  if (!zone.compact_blockskip_flush) return;
+  zone.compact_blockskip_flush = false;
+  const nr = 1 << m.mem.pageblock_order;
+  let migrate_pfn = zone.zone_start_pfn;
+  let free_pfn = zone.zone_end_pfn - 1;
+  let reset_migrate = free_pfn;
+  let reset_free = migrate_pfn;
+  let source_set = false;
+  let free_set = false;
+  for (; migrate_pfn < free_pfn; migrate_pfn += nr, free_pfn -= nr) {
+    if (
+      __reset_isolation_pfn(m, zone, migrate_pfn, true, source_set) &&
+      migrate_pfn < reset_migrate
+    ) {
+      source_set = true;
+      reset_migrate = migrate_pfn;
+      zone.compact_init_migrate_pfn = migrate_pfn;
+      zone.compact_cached_migrate_pfn[0] = migrate_pfn;
+      zone.compact_cached_migrate_pfn[1] = migrate_pfn;
+    }
+    if (__reset_isolation_pfn(m, zone, free_pfn, free_set, true) && free_pfn > reset_free) {
+      free_set = true;
+      reset_free = free_pfn;
+      zone.compact_init_free_pfn = free_pfn;
+      zone.compact_cached_free_pfn = free_pfn;
+    }
+  }
+  // Nothing worth resetting: leave the scanners met where the walk met.
+  if (reset_migrate >= reset_free) {
+    zone.compact_cached_migrate_pfn[0] = migrate_pfn;
+    zone.compact_cached_migrate_pfn[1] = migrate_pfn;
+    zone.compact_cached_free_pfn = free_pfn;
+  }
+}
+
+/** reset_isolation_suitable(): __reset_isolation_suitable() for every populated zone of a node. */
+export function reset_isolation_suitable(m: Machine, pgdat: PgData): void {
+  for (const zone of pgdat.node_zones)
+    if (zone.populated_zone()) __reset_isolation_suitable(m, zone);
+}
+
+// ---------------------------------------------------------------------------
+// Fragmentation score (proactive compaction)
+
+/**
+ * extfrag_for_order() (vmstat.c): the percentage of free memory that lies in
+ * blocks smaller than `order`; 0 when nothing is free.
+ */
+export function extfrag_for_order(zone: Zone, order: number): number {
+  let free_pages = 0;
+  let suitable = 0;
+  for (let o = 0; o < NR_PAGE_ORDERS; o++) {
+    free_pages += zone.nr_free[o] * 2 ** o;
+    if (o >= order) suitable += zone.nr_free[o] * 2 ** (o - order);
+  }
+  if (free_pages === 0) return 0;
+  return Math.floor(((free_pages - suitable * 2 ** order) * 100) / free_pages);
+}
+
+/** fragmentation_score_zone(): extfrag_for_order() at the huge page order. */
+export function fragmentation_score_zone(zone: Zone): number {
+  return extfrag_for_order(zone, COMPACTION_HPAGE_ORDER);
+}
+
+/**
+ * fragmentation_score_zone_weighted(): the zone's score scaled by its share
+ * of the node's present pages, so small zones (DMA) barely count.
+ */
+export function fragmentation_score_zone_weighted(m: Machine, zone: Zone): number {
+  const pgdat = m.pgdat[zone.node_id];
+  return Math.floor(
+    (zone.present_pages * fragmentation_score_zone(zone)) / (pgdat.node_present_pages + 1),
+  );
+}
+
+/** fragmentation_score_node(): the weighted scores of the node's populated zones, summed. */
+export function fragmentation_score_node(m: Machine, pgdat: PgData): number {
+  let score = 0;
+  for (const zone of pgdat.node_zones)
+    if (zone.populated_zone()) score += fragmentation_score_zone_weighted(m, zone);
+  return score;
+}
+
+/**
+ * fragmentation_score_wmark() (v6.16): proactive compaction starts above
+ * the high mark and stops at the low one: low = 100 - proactiveness, high =
+ * low + min(10, low / 2), at most 100. Default 20: low 80, high 90.
+ */
+export function fragmentation_score_wmark(m: Machine, low: boolean): number {
+  const wmark_low = 100 - m.sysctl.compaction_proactiveness;
+  const leeway = Math.min(10, Math.floor(wmark_low / 2));
+  return low ? wmark_low : Math.min(wmark_low + leeway, 100);
+}
+
+// ---------------------------------------------------------------------------
 // The run
 
 /** Where the scanners start: the zone edges, or the cached positions. */
@@ -702,11 +986,17 @@ function compact_zone_start(m: Machine, cc: CompactControl): void {
 }
 
 /**
- * compact_zone(): run the scanners until compact_finished() says stop.
- * Returns the compact_result. Counts COMPACTMIGRATE_SCANNED and
- * COMPACTFREE_SCANNED at the end (COMPACTISOLATED as it goes).
+ * compact_zone(): run the scanners until compact_finished() says stop, or
+ * until `capc` (direct compaction) has captured a block. Returns the
+ * compact_result. Counts COMPACTMIGRATE_SCANNED and COMPACTFREE_SCANNED at
+ * the end (COMPACTISOLATED as it goes).
  */
-export function* compact_zone(rt: Runtime, mm: MmState, cc: CompactControl): StepOf<number> {
+export function* compact_zone(
+  rt: Runtime,
+  mm: MmState,
+  cc: CompactControl,
+  capc: CaptureControl | null = null,
+): StepOf<number> {
   const m = mm.m;
   const mem = m.mem;
   const zone = cc.zone;
@@ -719,6 +1009,9 @@ export function* compact_zone(rt: Runtime, mm: MmState, cc: CompactControl): Ste
     const r = compaction_suit_allocation_order(m, cc);
     if (r !== COMPACT_CONTINUE) return r;
   }
+  // Deferred to the limit and still failing: forget the skip hints, if a
+  // direct compaction has walked the whole zone since they were last reset.
+  if (compaction_restarting(zone, cc.order)) __reset_isolation_suitable(m, zone);
   compact_zone_start(m, cc);
   let last_migrated_pfn = 0;
   let update_cached =
@@ -731,6 +1024,12 @@ export function* compact_zone(rt: Runtime, mm: MmState, cc: CompactControl): Ste
   while ((ret = compact_finished(m, cc)) === COMPACT_CONTINUE) {
     assert(++rounds <= zone.spanned_pages + 16, "compact_zone: rounds bounded by the zone size");
     const isolated = yield* isolate_migratepages(rt, mm, cc);
+    if (isolated === ISOLATE_ABORT) {
+      ret = COMPACT_CONTENDED;
+      yield* putback_movable_pages(rt, mm, cc.migratepages);
+      cc.nr_migratepages = 0;
+      break;
+    }
     if (isolated === ISOLATE_NONE) {
       if (update_cached) zone.compact_cached_migrate_pfn[1] = zone.compact_cached_migrate_pfn[0];
     } else {
@@ -755,6 +1054,11 @@ export function* compact_zone(rt: Runtime, mm: MmState, cc: CompactControl): Ste
           ret = COMPACT_CONTENDED;
           break;
         }
+      }
+      // Stop as soon as this run's own frees formed a block it captured.
+      if (capc && capc.page >= 0) {
+        ret = COMPACT_SUCCESS;
+        break;
       }
     }
     // check_drain: the scanner left the order-aligned block it migrated

@@ -101,7 +101,10 @@ export class Machine {
     oom_notify: null,
     oom_kill: null,
   };
-  readonly free_area_hooks: FreeAreaHooks = { page_reporting_notify_free: null };
+  readonly free_area_hooks: FreeAreaHooks = {
+    page_reporting_notify_free: null,
+    compaction_capture: null,
+  };
   /** CONFIG_DEBUG_VM: whole-state checks after operations. */
   debug_vm: boolean;
   /** The whole-state check run after each operation when debug_vm is on. */
