@@ -161,6 +161,26 @@ describe("direct compaction", () => {
     verify_mm(env);
   });
 
+  it("direct compaction: inside a runtime thread its locks go through the runtime and are all released", () => {
+    const env = mm_env();
+    const { m, mm, e } = env;
+    const p = capture_layout(env);
+    install_direct_compaction(mm, e);
+    const before = counters(env);
+    // The allocation runs in a thread: the inline run hands its lock
+    // operations to the Execution (ownership, lockdep), resuming them at once.
+    const pfn = env.run(function* (rt) {
+      yield* rt.cond_resched();
+      return alloc_pages(m, 0, THP, 9);
+    });
+    expect(pfn).toBe(PB);
+    expect(delta(before, counters(env))).toEqual({ stall: 1, success: 1, fail: 0, migrated: 40 });
+    expect(e.locks.every((l) => l.owner === -1)).toBe(true);
+    expect(mm.pf_memalloc).toBe(false);
+    data_intact(env, p);
+    verify_mm(env);
+  });
+
   it("direct compaction: without capture the same run stops one round earlier and the block comes from the free list", () => {
     const env = mm_env();
     const { m, mm } = env;
