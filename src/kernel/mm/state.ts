@@ -34,8 +34,12 @@ export class MmState {
   /** movable_ops driver handle -> ops; slot 0 is unused. */
   readonly movable_ops: (MovableOperations | null)[] = [null];
   readonly era: MovableEra;
-  /** pfn -> its page lock, created the first time the page is locked. */
-  readonly page_locks = new Map<Pfn, Lock>();
+  /**
+   * pfn -> its page lock, created the first time the page is locked: a
+   * table of PAGE_LOCK_CHUNK-pfn chunks, each allocated when a page in it
+   * is first locked (see pagemap.ts).
+   */
+  readonly page_locks: (Lock | null)[][] = [];
   readonly new_lock: NewLock;
   /**
    * Empty list_head slots given back by finished users (compaction's
