@@ -44,7 +44,14 @@ import { OP_READ } from "../runtime/runtime.ts";
 import { assert, VM_BUG_ON } from "./bug.ts";
 import { EAGAIN, ENOMEM } from "./errno.ts";
 import { __GFP_FS, GFP_KERNEL, type Gfp, gfp_migratetype } from "./gfp.ts";
-import { list_add, list_add_tail, list_del, list_empty, list_first_entry_or_null } from "./list.ts";
+import {
+  list_add,
+  list_add_tail,
+  list_del,
+  list_empty,
+  list_first_entry_or_null,
+  list_move_tail,
+} from "./list.ts";
 import type { Machine } from "./machine.ts";
 import {
   MIGRATE_ASYNC,
@@ -162,6 +169,12 @@ export interface CompactControl {
   migrate_pfn: Pfn;
   total_migrate_scanned: number;
   total_free_scanned: number;
+  /** Lowest pfn fast_find_migrateblock() found; 0 unset, FAST_START_USED once used. */
+  fast_start_pfn: number;
+  /** Consecutive failures of the fast free-list searches (shrinks their budget). */
+  fast_search_fail: number;
+  /** The order fast_isolate_freepages() starts from. */
+  search_order: number;
   gfp_mask: Gfp;
   /** Target order; -1 compacts the whole zone. */
   order: number;
@@ -210,6 +223,9 @@ export function compact_control(
     migrate_pfn: 0,
     total_migrate_scanned: 0,
     total_free_scanned: 0,
+    fast_start_pfn: 0,
+    fast_search_fail: 0,
+    search_order: 0,
     gfp_mask: GFP_KERNEL,
     order: -1,
     migratetype: 0,
@@ -241,6 +257,18 @@ export function compact_control_release(mm: MmState, cc: CompactControl): void {
 /** isolation_suitable(): may the scanners look at this pageblock? */
 function isolation_suitable(m: Machine, cc: CompactControl, pfn: Pfn): boolean {
   return cc.ignore_skip_hint || !get_pageblock_skip(m.mem, pfn);
+}
+
+/**
+ * test_and_set_skip(): was the block's skip bit set already? Sets it if
+ * not (unless skip hints are not to be written). With skip hints ignored
+ * it neither reads nor writes the bit.
+ */
+function test_and_set_skip(m: Machine, cc: CompactControl, pfn: Pfn): boolean {
+  if (cc.ignore_skip_hint) return false;
+  const skip = get_pageblock_skip(m.mem, pfn);
+  if (!skip && !cc.no_set_skip_hint) set_pageblock_skip(m.mem, pfn);
+  return skip;
 }
 
 /** reset_cached_positions(): both scanners start again from the zone edges. */
@@ -335,6 +363,14 @@ function* isolate_migratepages_block(
   let nr_isolated = 0;
   cc.migrate_pfn = low_pfn;
   if (too_many_isolated(m, cc)) return -EAGAIN;
+  // The block's first page, when the scan starts at the block's start (a
+  // continuation after COMPACT_CLUSTER_MAX pages has none): the skip bit
+  // is tested and set through it.
+  const valid_page =
+    low_pfn === pageblock_start_pfn(mem, low_pfn) || low_pfn === cc.zone.zone_start_pfn
+      ? low_pfn
+      : -1;
+  let skip_updated = false;
   for (; low_pfn < end_pfn; low_pfn++) {
     if (low_pfn % COMPACT_CLUSTER_MAX === 0) yield* rt.cond_resched();
     nr_scanned++;
@@ -365,6 +401,16 @@ function* isolate_migratepages_block(
         }
       }
     } else if (!anon_page_pinned(mm, low_pfn)) {
+      // First LRU isolation in the block (the kernel: first time it takes
+      // the lruvec lock here): claim the block with its skip bit; a bit
+      // already set means another scanner has it, so leave the block.
+      if (!skip_updated && valid_page >= 0) {
+        skip_updated = true;
+        if (test_and_set_skip(m, cc, valid_page)) {
+          low_pfn = end_pfn;
+          break;
+        }
+      }
       isolated = (yield* isolate_lru_page_to_list(rt, mm, low_pfn, cc.migratepages)) === 0;
     }
     if (!isolated) continue;
@@ -376,9 +422,12 @@ function* isolate_migratepages_block(
     }
   }
   if (low_pfn > end_pfn) low_pfn = end_pfn;
-  // A block scanned to its end without yielding anything is marked skip.
+  // A block scanned to its end without yielding anything is marked skip
+  // (unless the scan did not start at its start, or the bit was already
+  // dealt with above).
   if (low_pfn === end_pfn && nr_isolated === 0) {
-    if (!cc.no_set_skip_hint) set_pageblock_skip(mem, end_pfn - 1);
+    if (!cc.no_set_skip_hint && valid_page >= 0 && !skip_updated)
+      set_pageblock_skip(mem, valid_page);
     update_cached_migrate(m, cc, low_pfn);
   }
   cc.total_migrate_scanned += nr_scanned;
@@ -412,15 +461,17 @@ function* isolate_migratepages(rt: Runtime, mm: MmState, cc: CompactControl): St
   const nr = 1 << mem.pageblock_order;
   let isolate_mode = m.sysctl.compact_unevictable_allowed ? ISOLATE_UNEVICTABLE : 0;
   if (cc.mode !== MIGRATE_SYNC) isolate_mode |= ISOLATE_ASYNC_MIGRATE;
-  let low_pfn = cc.migrate_pfn;
+  let low_pfn = fast_find_migrateblock(m, cc);
   let block_start = Math.max(pageblock_start_pfn(mem, low_pfn), zone.zone_start_pfn);
   let block_end = pageblock_end_pfn(mem, low_pfn);
-  for (; block_end <= cc.free_pfn; ) {
+  // The fast search already checked the found block's skip bit.
+  let fast_find_block = low_pfn !== cc.migrate_pfn && cc.fast_search_fail === 0;
+  for (; block_end <= cc.free_pfn; fast_find_block = false) {
     cc.migrate_pfn = low_pfn;
     const at_block_start = low_pfn === block_start;
     if (
       pageblock_in_zone(zone, block_start, block_end) &&
-      !(at_block_start && !isolation_suitable(m, cc, block_start))
+      !(at_block_start && !fast_find_block && !isolation_suitable(m, cc, block_start))
     ) {
       if (!suitable_migration_source(m, cc, block_start)) {
         update_cached_migrate(m, cc, block_end);
@@ -567,11 +618,17 @@ function split_map_pages(m: Machine, cc: CompactControl): void {
  * isolate_freepages(): walk pageblocks down from cc.free_pfn, above the
  * migration scanner's block, and isolate free pages from target blocks
  * until they cover the isolated sources. Scanning a block to its end marks
- * it skip. The fast free-list search of v5.1+ is not modelled.
+ * it skip. The fast free-list search (fast_isolate_freepages()) goes first;
+ * the linear walk runs only if it found nothing.
  */
 export function isolate_freepages(m: Machine, cc: CompactControl): void {
   const mem = m.mem;
   const zone = cc.zone;
+  fast_isolate_freepages(m, cc);
+  if (cc.nr_freepages) {
+    split_map_pages(m, cc);
+    return;
+  }
   const nr = 1 << mem.pageblock_order;
   let isolate_start_pfn = cc.free_pfn;
   let block_start = pageblock_start_pfn(mem, cc.free_pfn);
@@ -601,6 +658,232 @@ export function isolate_freepages(m: Machine, cc: CompactControl): void {
   }
   cc.free_pfn = isolate_start_pfn;
   split_map_pages(m, cc);
+}
+
+// ---------------------------------------------------------------------------
+// Fast free-list searches (v5.1+), under zone->lock: plain code
+
+/** ULONG_MAX of cc->fast_start_pfn: the cached start was used once already. */
+export const FAST_START_USED = Number.MAX_SAFE_INTEGER;
+
+/** freelist_scan_limit(): 33 entries, halved with each consecutive failure, at least 1. */
+export function freelist_scan_limit(cc: CompactControl): number {
+  return (cc.fast_search_fail >= 6 ? 0 : COMPACT_CLUSTER_MAX >> cc.fast_search_fail) + 1;
+}
+
+/**
+ * move_freelist_head(): rotate the free list so that `freepage` comes
+ * first and the entries searched before it go to the tail (the next search
+ * from the tail meets the unsearched ones first). Rotating is moving the
+ * list head itself to just before `freepage`.
+ */
+function move_freelist_head(m: Machine, freelist: number, freepage: Pfn): void {
+  if (m.mem.lru_next[freelist] !== freepage) list_move_tail(m.mem, freelist, freepage);
+}
+
+/**
+ * move_freelist_tail(): rotate so that `freepage` and the entries before it
+ * go last: the list head moves to just after `freepage`.
+ */
+function move_freelist_tail(m: Machine, freelist: number, freepage: Pfn): void {
+  const mem = m.mem;
+  if (mem.lru_prev[freelist] === freepage) return;
+  list_del(mem, freelist);
+  list_add(mem, freelist, freepage);
+}
+
+/** update_fast_start_pfn(): remember the lowest pfn the fast search found. */
+function update_fast_start_pfn(cc: CompactControl, pfn: Pfn): void {
+  if (cc.fast_start_pfn === FAST_START_USED) return;
+  if (!cc.fast_start_pfn || pfn < cc.fast_start_pfn) cc.fast_start_pfn = pfn;
+}
+
+/** reinit_migrate_pfn(): after a failed fast search, restart once from that lowest pfn. */
+function reinit_migrate_pfn(cc: CompactControl): Pfn {
+  if (!cc.fast_start_pfn || cc.fast_start_pfn === FAST_START_USED) return cc.migrate_pfn;
+  cc.migrate_pfn = cc.fast_start_pfn;
+  cc.fast_start_pfn = FAST_START_USED;
+  return cc.migrate_pfn;
+}
+
+/**
+ * fast_find_migrateblock(): for a costly order (and not for an unmovable
+ * direct request), look on the MOVABLE free lists of orders below the
+ * request for a free block low in the zone (the first half of the distance
+ * to the free scanner when starting, the first eighth later) whose
+ * pageblock is not skip-marked: a source block that already has free pages
+ * needs fewer migrations. Returns where the migration scanner starts.
+ * Entries looked at count as migrate-scanned. Runs under zone->lock.
+ */
+export function fast_find_migrateblock(m: Machine, cc: CompactControl): Pfn {
+  const mem = m.mem;
+  const zone = cc.zone;
+  let pfn = cc.migrate_pfn;
+  if (cc.ignore_skip_hint) return pfn;
+  if (pfn !== zone.zone_start_pfn && pfn !== pageblock_start_pfn(mem, pfn)) return pfn;
+  if (cc.order <= PAGE_ALLOC_COSTLY_ORDER) return pfn;
+  if (cc.direct_compaction && cc.migratetype !== MIGRATE_MOVABLE) return pfn;
+  const limit = freelist_scan_limit(cc);
+  let distance = Math.floor((cc.free_pfn - cc.migrate_pfn) / 2);
+  if (cc.migrate_pfn !== zone.zone_start_pfn) distance = Math.floor(distance / 4);
+  const high_pfn = pageblock_start_pfn(mem, cc.migrate_pfn + distance);
+  let nr_scanned = 0;
+  let found_block = false;
+  for (
+    let order = cc.order - 1;
+    order >= PAGE_ALLOC_COSTLY_ORDER && !found_block && nr_scanned < limit;
+    order--
+  ) {
+    if (!zone.nr_free[order]) continue;
+    const freelist = zone.free_list(order, MIGRATE_MOVABLE);
+    for (let fp = mem.lru_next[freelist]; fp !== freelist; fp = mem.lru_next[fp]) {
+      if (nr_scanned++ >= limit) {
+        move_freelist_tail(m, freelist, fp);
+        break;
+      }
+      if (fp >= high_pfn) continue;
+      // Recently skipped: leave it where it is.
+      if (get_pageblock_skip(mem, fp)) continue;
+      move_freelist_tail(m, freelist, fp);
+      update_fast_start_pfn(cc, fp);
+      pfn = Math.max(pageblock_start_pfn(mem, fp), zone.zone_start_pfn);
+      cc.fast_search_fail = 0;
+      found_block = true;
+      break;
+    }
+  }
+  cc.total_migrate_scanned += nr_scanned;
+  if (!found_block) {
+    cc.fast_search_fail++;
+    pfn = reinit_migrate_pfn(cc);
+  }
+  return pfn;
+}
+
+/** next_search_order(): orders below the request, round robin; -1 once wrapped. */
+function next_search_order(cc: CompactControl, order: number): number {
+  order--;
+  if (order < 0) order = cc.order - 1;
+  if (order === cc.search_order) {
+    cc.search_order--;
+    if (cc.search_order < 0) cc.search_order = cc.order - 1;
+    return -1;
+  }
+  return order;
+}
+
+/**
+ * fast_isolate_around(): after the fast search took a block, scan the rest
+ * of its pageblock (stride 1) for more free pages, unless enough are
+ * isolated or this is async direct compaction; a pageblock scanned to its
+ * end is marked skip.
+ */
+function fast_isolate_around(m: Machine, cc: CompactControl, pfn: Pfn): void {
+  if (cc.nr_freepages >= cc.nr_migratepages) return;
+  if (cc.direct_compaction && cc.mode === MIGRATE_ASYNC) return;
+  const mem = m.mem;
+  const zone = cc.zone;
+  const start = Math.max(pageblock_start_pfn(mem, pfn), zone.zone_start_pfn);
+  const end = Math.min(pageblock_end_pfn(mem, pfn), zone.zone_end_pfn);
+  const stop = isolate_freepages_block(m, cc, start, end, 1);
+  if (stop === end && !cc.no_set_skip_hint) set_pageblock_skip(mem, start);
+}
+
+/**
+ * fast_isolate_freepages(): for order > 0, search the MOVABLE free lists of
+ * orders below the request, from the tail, for a free block in the top
+ * quarter of the space between the scanners (else the highest in the top
+ * half), with a small budget that halves after each failure; take it and
+ * then the rest of its pageblock. On a first scan that fails, move the
+ * free scanner down to the highest block seen (or, for direct compaction,
+ * to the half-way mark). Runs under zone->lock.
+ */
+export function fast_isolate_freepages(m: Machine, cc: CompactControl): void {
+  if (cc.order <= 0) return;
+  const mem = m.mem;
+  const zone = cc.zone;
+  const nr_pb = 1 << mem.pageblock_order;
+  let limit = Math.max(1, freelist_scan_limit(cc) >> 1);
+  let scan_start = false;
+  if (cc.free_pfn >= zone.compact_init_free_pfn) {
+    limit = nr_pb >> 1;
+    scan_start = true;
+  }
+  const distance = cc.free_pfn - cc.migrate_pfn;
+  let low_pfn = pageblock_start_pfn(mem, cc.free_pfn - Math.floor(distance / 4));
+  const min_pfn = pageblock_start_pfn(mem, cc.free_pfn - Math.floor(distance / 2));
+  if (min_pfn > low_pfn) low_pfn = min_pfn;
+  let nr_scanned = 0;
+  let highest = 0;
+  let page = -1;
+  cc.search_order = Math.min(cc.order - 1, cc.search_order);
+  for (let order = cc.search_order; page < 0 && order >= 0; order = next_search_order(cc, order)) {
+    if (!zone.nr_free[order]) continue;
+    const freelist = zone.free_list(order, MIGRATE_MOVABLE);
+    let order_scanned = 0;
+    let high_pfn = 0;
+    let fp = mem.lru_prev[freelist];
+    for (; fp !== freelist; fp = mem.lru_prev[fp]) {
+      order_scanned++;
+      nr_scanned++;
+      if (fp >= highest) highest = Math.max(pageblock_start_pfn(mem, fp), zone.zone_start_pfn);
+      if (fp >= low_pfn) {
+        cc.fast_search_fail = 0;
+        cc.search_order = order;
+        page = fp;
+        break;
+      }
+      if (fp >= min_pfn && fp > high_pfn) {
+        high_pfn = fp;
+        limit >>= 1;
+      }
+      if (order_scanned >= limit) break;
+    }
+    if (page < 0 && high_pfn) {
+      page = high_pfn;
+      fp = page;
+    }
+    if (fp !== freelist) move_freelist_head(m, freelist, fp);
+    if (page >= 0) {
+      const nr_isolated = __isolate_free_page(m, zone, page, order);
+      if (nr_isolated) {
+        mem.page_private[page] = order;
+        nr_scanned += nr_isolated - 1;
+        cc.nr_freepages += nr_isolated;
+        list_add_tail(mem, page, cc.freepages);
+        m.vm_events[COMPACTISOLATED] += nr_isolated;
+      } else {
+        // Below the watermark: give up the search.
+        order = cc.search_order + 1;
+        page = -1;
+      }
+    }
+    if (cc.nr_freepages >= cc.nr_migratepages) break;
+    if (order_scanned >= limit) limit = Math.max(1, limit >> 1);
+  }
+  if (page < 0) {
+    cc.fast_search_fail++;
+    if (scan_start) {
+      if (highest >= min_pfn) {
+        page = highest;
+        cc.free_pfn = highest;
+      } else if (cc.direct_compaction && min_pfn >= zone.zone_start_pfn) {
+        const block_end = Math.min(pageblock_end_pfn(mem, min_pfn), zone.zone_end_pfn);
+        page =
+          pageblock_in_zone(zone, min_pfn, block_end) && suitable_migration_target(m, cc, min_pfn)
+            ? min_pfn
+            : -1;
+        cc.free_pfn = min_pfn;
+      }
+    }
+  }
+  if (highest && highest >= zone.compact_cached_free_pfn) {
+    highest -= nr_pb;
+    zone.compact_cached_free_pfn = highest;
+  }
+  cc.total_free_scanned += nr_scanned;
+  if (page < 0) return;
+  fast_isolate_around(m, cc, page);
 }
 
 /** compaction_alloc(): migration's new_page callback: one isolated free page, or -1. */
@@ -1002,6 +1285,7 @@ export function* compact_zone(
   const zone = cc.zone;
   cc.total_migrate_scanned = 0;
   cc.total_free_scanned = 0;
+  cc.fast_start_pfn = 0;
   cc.nr_migratepages = 0;
   cc.nr_freepages = 0;
   cc.migratetype = gfp_migratetype(cc.gfp_mask);

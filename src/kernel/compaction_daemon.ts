@@ -167,6 +167,7 @@ export function* kcompactd_do_work(rt: Runtime, mm: MmState, kd: Kcompactd): Ste
     if (kd.should_stop) return;
     const cc = compact_control(mm, zone, {
       order,
+      search_order: order,
       highest_zoneidx,
       mode: MIGRATE_SYNC_LIGHT,
       gfp_mask: GFP_KERNEL,

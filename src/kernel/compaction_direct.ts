@@ -192,6 +192,7 @@ export function* compact_zone_order(
   if (lru_lock.owner !== -1 && lru_lock.owner !== rt.current) return COMPACT_CONTENDED;
   const cc = compact_control(mm, zone, {
     order,
+    search_order: order,
     gfp_mask,
     mode: prio === COMPACT_PRIO_ASYNC ? MIGRATE_ASYNC : MIGRATE_SYNC_LIGHT,
     alloc_flags,
