@@ -34,7 +34,7 @@ import {
   zap_anon_page,
 } from "../src/kernel/mm/owner.ts";
 import { MIGRATE_UNMOVABLE, type Zone } from "../src/kernel/mmzone.ts";
-import { PageBuddy, set_pageblock_migratetype } from "../src/kernel/page.ts";
+import { PageBuddy, PageLRU, set_pageblock_migratetype } from "../src/kernel/page.ts";
 import {
   __free_pages,
   alloc_pages,
@@ -226,6 +226,46 @@ describe("direct compaction", () => {
     verify_mm(env);
   });
 
+  it("direct compaction: async direct compaction gives up an order-9 chunk at its first failure and puts back what it took", () => {
+    const env = mm_env();
+    const { m, mm } = env;
+    const p = full(env);
+    set_pageblock_migratetype(m.mem, 0, MIGRATE_UNMOVABLE);
+    // Block 1: anon pages at offsets 0..7, a pinned one at 8, the rest free.
+    // Blocks 5..7: every even pfn free (768 targets). Blocks 2..4 full.
+    for (let pfn = PB + 9; pfn < 2 * PB; pfn++) zap_pfn(env, p, pfn);
+    for (let pfn = 5 * PB; pfn < NR_PAGES; pfn += 2) zap_pfn(env, p, pfn);
+    drain_all_pages(m, null);
+    pin_user_page(mm, PB + 8);
+    install_direct_compaction(mm, env.e);
+    const z = zone_of(env);
+    const capture: CaptureResult = { page: -1 };
+    const ret = env.run((rt) =>
+      compact_zone_order(
+        rt,
+        mm,
+        z,
+        9,
+        THP,
+        COMPACT_PRIO_ASYNC,
+        ALLOC_WMARK_MIN | ALLOC_CMA,
+        2,
+        capture,
+      ),
+    );
+    // Block 1: offsets 0..7 are isolated, the pinned page at 8 fails, so the
+    // eight go back and the scanner jumps to the end of the order-9 chunk
+    // (the block). Block 2 has no failure: it is emptied and captured.
+    expect(ret).toBe(COMPACT_SUCCESS);
+    expect(capture.page).toBe(2 * PB);
+    for (let pfn = PB; pfn <= PB + 8; pfn++) {
+      expect(p.pages[m.mem.index[pfn]], `pfn ${pfn} kept its page`).toBe(pfn);
+      expect(PageLRU(m.mem, pfn)).toBe(true);
+    }
+    data_intact(env, p);
+    verify_mm(env);
+  });
+
   it("direct compaction: a failing order-9 allocation stalls twice at async priority and async failures never defer", () => {
     const env = mm_env();
     const { m, mm } = env;
@@ -323,10 +363,12 @@ describe("direct compaction", () => {
     expect(r).toEqual({ pfn: -1, result: COMPACT_CONTENDED });
     const after = counters(env);
     expect(delta(before, after)).toEqual({ stall: 1, success: 0, fail: 1, migrated: 0 });
-    // fast_find_migrateblock() looked at one free-list entry (the first
-    // order-5 block of block 1, low in the zone and not skip-marked) and
-    // sent the scanner to block 1, which refused before its first pfn.
-    expect(after.scanned - before.scanned).toBe(1);
+    // Nothing scanned: the zone starts at pfn 0, so with last_migrated_pfn
+    // still 0 the first round counts as a second round in block 0 and
+    // finishes the pageblock (finish_pageblock), which skips the fast
+    // search; block 0 is passed over as an unsuitable source and block 1
+    // refuses before its first pfn.
+    expect(after.scanned - before.scanned).toBe(0);
     env.run((rt) => putback_movable_pages(rt, mm, list));
     data_intact(env, p);
     verify_mm(env);

@@ -190,6 +190,8 @@ export interface CompactControl {
   proactive_compaction: boolean;
   whole_zone: boolean;
   contended: boolean;
+  /** Scan the rest of the pageblock: no COMPACT_CLUSTER_MAX cut, skip bit ignored. */
+  finish_pageblock: boolean;
 }
 
 /**
@@ -239,6 +241,7 @@ export function compact_control(
     proactive_compaction: false,
     whole_zone: false,
     contended: false,
+    finish_pageblock: false,
     ...opts,
   };
 }
@@ -257,6 +260,12 @@ export function compact_control_release(mm: MmState, cc: CompactControl): void {
 /** isolation_suitable(): may the scanners look at this pageblock? */
 function isolation_suitable(m: Machine, cc: CompactControl, pfn: Pfn): boolean {
   return cc.ignore_skip_hint || !get_pageblock_skip(m.mem, pfn);
+}
+
+/** block_end_pfn(): the end of the order-aligned block holding `pfn`. */
+function block_end_pfn(pfn: Pfn, order: number): Pfn {
+  const size = 2 ** order;
+  return Math.ceil((pfn + 1) / size) * size;
 }
 
 /**
@@ -371,7 +380,17 @@ function* isolate_migratepages_block(
       ? low_pfn
       : -1;
   let skip_updated = false;
+  // Async direct compaction wants a free block of cc.order soon: one page
+  // that cannot be isolated spoils its order-aligned chunk, so it gives the
+  // chunk up at once (putting back what it took from it).
+  const skip_on_failure = cc.direct_compaction && cc.mode === MIGRATE_ASYNC;
+  let next_skip_pfn = skip_on_failure ? block_end_pfn(low_pfn, cc.order) : 0;
   for (; low_pfn < end_pfn; low_pfn++) {
+    if (skip_on_failure && low_pfn >= next_skip_pfn) {
+      // The previous chunk gave pages and no failure: migrate them now.
+      if (nr_isolated) break;
+      next_skip_pfn = block_end_pfn(low_pfn, cc.order);
+    }
     if (low_pfn % COMPACT_CLUSTER_MAX === 0) yield* rt.cond_resched();
     nr_scanned++;
     // Lockless: the block may be allocated or merged meanwhile. At worst we
@@ -385,15 +404,14 @@ function* isolate_migratepages_block(
       }
       continue;
     }
+    let isolated = false;
     if (PageHead(mem, low_pfn)) {
-      // Compound pages are not migrated by this model: step over them.
+      // Compound pages are not migrated by this model: step over them (a
+      // failure, as for a compound page too big for the request).
       const n = 1 << compound_order(mem, low_pfn);
       low_pfn += n - 1;
       nr_scanned += n - 1;
-      continue;
-    }
-    let isolated = false;
-    if (!PageLRU(mem, low_pfn)) {
+    } else if (!PageLRU(mem, low_pfn)) {
       if (__PageMovable(mm, low_pfn) && !mm.era.PageIsolated(mem, low_pfn)) {
         if ((yield* isolate_movable_page(rt, mm, low_pfn, isolate_mode)) === 0) {
           list_add(mem, low_pfn, cc.migratepages);
@@ -406,17 +424,29 @@ function* isolate_migratepages_block(
       // already set means another scanner has it, so leave the block.
       if (!skip_updated && valid_page >= 0) {
         skip_updated = true;
-        if (test_and_set_skip(m, cc, valid_page)) {
+        if (test_and_set_skip(m, cc, valid_page) && !cc.finish_pageblock) {
           low_pfn = end_pfn;
           break;
         }
       }
       isolated = (yield* isolate_lru_page_to_list(rt, mm, low_pfn, cc.migratepages)) === 0;
     }
-    if (!isolated) continue;
+    if (!isolated) {
+      if (!skip_on_failure) continue;
+      if (nr_isolated) {
+        yield* putback_movable_pages(rt, mm, cc.migratepages);
+        cc.nr_migratepages = 0;
+        nr_isolated = 0;
+      }
+      if (low_pfn < next_skip_pfn) {
+        low_pfn = next_skip_pfn - 1;
+        next_skip_pfn += 1 << cc.order;
+      }
+      continue;
+    }
     cc.nr_migratepages++;
     nr_isolated++;
-    if (cc.nr_migratepages >= COMPACT_CLUSTER_MAX) {
+    if (cc.nr_migratepages >= COMPACT_CLUSTER_MAX && !cc.finish_pageblock) {
       low_pfn++;
       break;
     }
@@ -425,7 +455,7 @@ function* isolate_migratepages_block(
   // A block scanned to its end without yielding anything is marked skip
   // (unless the scan did not start at its start, or the bit was already
   // dealt with above).
-  if (low_pfn === end_pfn && nr_isolated === 0) {
+  if (low_pfn === end_pfn && (nr_isolated === 0 || cc.finish_pageblock)) {
     if (!cc.no_set_skip_hint && valid_page >= 0 && !skip_updated)
       set_pageblock_skip(mem, valid_page);
     update_cached_migrate(m, cc, low_pfn);
@@ -720,6 +750,7 @@ export function fast_find_migrateblock(m: Machine, cc: CompactControl): Pfn {
   const zone = cc.zone;
   let pfn = cc.migrate_pfn;
   if (cc.ignore_skip_hint) return pfn;
+  if (cc.finish_pageblock) return pfn;
   if (pfn !== zone.zone_start_pfn && pfn !== pageblock_start_pfn(mem, pfn)) return pfn;
   if (cc.order <= PAGE_ALLOC_COSTLY_ORDER) return pfn;
   if (cc.direct_compaction && cc.migratetype !== MIGRATE_MOVABLE) return pfn;
@@ -1243,6 +1274,19 @@ export function fragmentation_score_wmark(m: Machine, low: boolean): number {
 // ---------------------------------------------------------------------------
 // The run
 
+/**
+ * check_drain (compact_zone()): once the migration scanner has left the
+ * order-aligned block it migrated from, flush this CPU's pcp lists of the
+ * zone so the freed pages can merge. Returns the new last_migrated_pfn.
+ */
+function check_drain(rt: Runtime, m: Machine, cc: CompactControl, last_migrated_pfn: Pfn): Pfn {
+  if (cc.order <= 0 || !last_migrated_pfn) return last_migrated_pfn;
+  const block = cc.migrate_pfn & ~((1 << cc.order) - 1);
+  if (last_migrated_pfn >= block) return last_migrated_pfn;
+  drain_pages_zone(m, this_cpu(rt, m), cc.zone);
+  return 0;
+}
+
 /** Where the scanners start: the zone edges, or the cached positions. */
 function compact_zone_start(m: Machine, cc: CompactControl): void {
   const zone = cc.zone;
@@ -1305,18 +1349,30 @@ export function* compact_zone(
   const alloc = () => compaction_alloc(m, cc);
   const free = (pfn: Pfn) => compaction_free(m, cc, pfn);
   let rounds = 0;
-  while ((ret = compact_finished(m, cc)) === COMPACT_CONTINUE) {
-    assert(++rounds <= zone.spanned_pages + 16, "compact_zone: rounds bounded by the zone size");
-    const isolated = yield* isolate_migratepages(rt, mm, cc);
-    if (isolated === ISOLATE_ABORT) {
-      ret = COMPACT_CONTENDED;
-      yield* putback_movable_pages(rt, mm, cc.migratepages);
-      cc.nr_migratepages = 0;
-      break;
-    }
-    if (isolated === ISOLATE_NONE) {
-      if (update_cached) zone.compact_cached_migrate_pfn[1] = zone.compact_cached_migrate_pfn[0];
-    } else {
+  run: while ((ret = compact_finished(m, cc)) === COMPACT_CONTINUE) {
+    assert(
+      ++rounds <= 2 * zone.spanned_pages + 16,
+      "compact_zone: rounds bounded by the zone size",
+    );
+    // A second round in the block last migrated from scans the rest of the
+    // block in one go (finish_pageblock), so a block is not rescanned again
+    // and again; failing that, it is marked skip.
+    cc.finish_pageblock =
+      pageblock_start_pfn(mem, last_migrated_pfn) === pageblock_start_pfn(mem, cc.migrate_pfn);
+    // rescan: at most twice (a failed migration sets finish_pageblock).
+    for (let pass = 0; ; pass++) {
+      assert(pass < 2, "compact_zone: one rescan per round");
+      const isolated = yield* isolate_migratepages(rt, mm, cc);
+      if (isolated === ISOLATE_ABORT) {
+        ret = COMPACT_CONTENDED;
+        yield* putback_movable_pages(rt, mm, cc.migratepages);
+        cc.nr_migratepages = 0;
+        break run;
+      }
+      if (isolated === ISOLATE_NONE) {
+        if (update_cached) zone.compact_cached_migrate_pfn[1] = zone.compact_cached_migrate_pfn[0];
+        break;
+      }
       update_cached = false;
       last_migrated_pfn = Math.max(
         zone.zone_start_pfn,
@@ -1336,24 +1392,31 @@ export function* compact_zone(
         yield* putback_movable_pages(rt, mm, cc.migratepages);
         if (err === -ENOMEM && !compact_scanners_met(m, cc)) {
           ret = COMPACT_CONTENDED;
-          break;
+          break run;
+        }
+        // A non-sync run that failed inside a block scans the rest of the
+        // block now, so that the block gets marked skip instead of being
+        // found again by fast_find_migrateblock().
+        if (
+          cc.migrate_pfn & ((1 << mem.pageblock_order) - 1) &&
+          !cc.ignore_skip_hint &&
+          !cc.finish_pageblock &&
+          cc.mode < MIGRATE_SYNC
+        ) {
+          cc.finish_pageblock = true;
+          // A THP cannot form here any more: no drain for this block.
+          if (cc.order === COMPACTION_HPAGE_ORDER) last_migrated_pfn = 0;
+          continue;
         }
       }
       // Stop as soon as this run's own frees formed a block it captured.
       if (capc && capc.page >= 0) {
         ret = COMPACT_SUCCESS;
-        break;
+        break run;
       }
+      break;
     }
-    // check_drain: the scanner left the order-aligned block it migrated
-    // from; flush this CPU's pcp so the freed pages can merge.
-    if (cc.order > 0 && last_migrated_pfn) {
-      const block = cc.migrate_pfn & ~((1 << cc.order) - 1);
-      if (last_migrated_pfn < block) {
-        drain_pages_zone(m, this_cpu(rt, m), zone);
-        last_migrated_pfn = 0;
-      }
-    }
+    last_migrated_pfn = check_drain(rt, m, cc, last_migrated_pfn);
   }
   if (cc.nr_freepages > 0) {
     const free_pfn = pageblock_start_pfn(mem, release_freepages(rt, m, cc));
