@@ -16,7 +16,12 @@
  * them into free pages that the free scanner takes, lazily, from pageblocks
  * walked downwards from the zone end. The run ends when the scanners meet
  * or, for a targeted order, when a free block of that order exists on a
- * list the request could use.
+ * list the request could use. For a costly order both scanners first try
+ * the free lists (fast_find_migrateblock(), fast_isolate_freepages()); a
+ * block is claimed with its skip bit when the migration scanner first
+ * isolates from it (test_and_set_skip()); async direct compaction gives up
+ * an order-aligned chunk at its first failure (skip_on_failure); a second
+ * round in the same block takes the rest of it at once (finish_pageblock).
  *
  * Era: the free scanner follows the pre-v6.10 kernels (and so the v4.8
  * migration in migrate.ts): every isolated free block is split into order-0
