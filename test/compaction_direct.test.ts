@@ -43,6 +43,7 @@ import {
 } from "../src/kernel/page_alloc/alloc.ts";
 import { drain_all_pages } from "../src/kernel/page_alloc/pcp.ts";
 import { ALLOC_CMA, ALLOC_WMARK_MIN } from "../src/kernel/page_alloc/watermark.ts";
+import { proc_vmstat } from "../src/kernel/procfs.ts";
 import {
   COMPACTFAIL,
   COMPACTMIGRATE_SCANNED,
@@ -51,6 +52,7 @@ import {
   NR_FREE_PAGES,
   PGMIGRATE_SUCCESS,
 } from "../src/kernel/vmstat_items.ts";
+import { parse_kv } from "./helpers.ts";
 import { type Env, mm_env, verify_mm } from "./mm_helpers.ts";
 
 // mm_env(): one Normal zone of pfns 0..4095, eight pageblocks of 512.
@@ -149,6 +151,10 @@ describe("direct compaction", () => {
     // first 32 pages too: 8 + 32 pages migrated. One stall, one success.
     expect(pfn).toBe(PB);
     expect(delta(before, counters(env))).toEqual({ stall: 1, success: 1, fail: 0, migrated: 40 });
+    // /proc/vmstat shows the same.
+    const vmstat = parse_kv(proc_vmstat(m));
+    expect([vmstat.get("compact_stall"), vmstat.get("compact_success")]).toEqual([1, 1]);
+    expect(vmstat.get("compact_fail")).toBe(0);
     // The captured block is a compound order-9 page with one reference, on
     // no free list; the zone's deferral is reset by the success.
     expect(m.mem._refcount[PB]).toBe(1);

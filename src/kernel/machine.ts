@@ -53,7 +53,7 @@ export function default_sysctl(): Sysctl {
 export interface DirectCompactResult {
   /** pfn of a block captured or allocated after compaction, or -1. */
   pfn: Pfn;
-  /** enum compact_result, as a number (see compaction when it exists). */
+  /** enum compact_result, as a number (compaction.ts). */
   result: number;
 }
 
