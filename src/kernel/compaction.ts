@@ -438,6 +438,7 @@ function* isolate_migratepages_block(
     }
     if (!isolated) {
       if (!skip_on_failure) continue;
+      // isolate_fail: the chunk is spoilt; give back what it gave.
       if (nr_isolated) {
         yield* putback_movable_pages(rt, mm, cc.migratepages);
         cc.nr_migratepages = 0;
@@ -457,18 +458,32 @@ function* isolate_migratepages_block(
     }
   }
   if (low_pfn > end_pfn) low_pfn = end_pfn;
-  // A block scanned to its end without yielding anything is marked skip
-  // (unless the scan did not start at its start, or the bit was already
-  // dealt with above).
-  if (low_pfn === end_pfn && (nr_isolated === 0 || cc.finish_pageblock)) {
-    if (!cc.no_set_skip_hint && valid_page >= 0 && !skip_updated)
-      set_pageblock_skip(mem, valid_page);
-    update_cached_migrate(m, cc, low_pfn);
-  }
+  isolate_migratepages_block_end(m, cc, low_pfn, end_pfn, valid_page, skip_updated, nr_isolated);
   cc.total_migrate_scanned += nr_scanned;
   m.vm_events[COMPACTISOLATED] += nr_isolated;
   cc.migrate_pfn = low_pfn;
   return 0;
+}
+
+/**
+ * The end of isolate_migratepages_block(): a block scanned to its end
+ * without yielding anything (or finished on purpose) is marked skip, unless
+ * the scan did not start at its start or the bit was already dealt with by
+ * test_and_set_skip(); the cached migrate pfn moves past it.
+ */
+function isolate_migratepages_block_end(
+  m: Machine,
+  cc: CompactControl,
+  low_pfn: Pfn,
+  end_pfn: Pfn,
+  valid_page: Pfn,
+  skip_updated: boolean,
+  nr_isolated: number,
+): void {
+  if (low_pfn !== end_pfn || (nr_isolated !== 0 && !cc.finish_pageblock)) return;
+  if (!cc.no_set_skip_hint && valid_page >= 0 && !skip_updated)
+    set_pageblock_skip(m.mem, valid_page);
+  update_cached_migrate(m, cc, low_pfn);
 }
 
 /**
@@ -825,6 +840,37 @@ function fast_isolate_around(m: Machine, cc: CompactControl, pfn: Pfn): void {
   if (stop === end && !cc.no_set_skip_hint) set_pageblock_skip(mem, start);
 }
 
+/** The block the fast search found: take it off the free list onto cc.freepages. */
+function fast_isolate_take(m: Machine, cc: CompactControl, page: Pfn, order: number): number {
+  const nr_isolated = __isolate_free_page(m, cc.zone, page, order);
+  if (!nr_isolated) return 0;
+  m.mem.page_private[page] = order;
+  cc.nr_freepages += nr_isolated;
+  list_add_tail(m.mem, page, cc.freepages);
+  m.vm_events[COMPACTISOLATED] += nr_isolated;
+  return nr_isolated;
+}
+
+/**
+ * A first fast search that found nothing: move the free scanner down to the
+ * highest block seen if it lies in the top half, or (direct compaction,
+ * pessimistic) to the half-way block. Returns the block to scan around, or
+ * -1.
+ */
+function fast_isolate_fallback(m: Machine, cc: CompactControl, highest: Pfn, min_pfn: Pfn): Pfn {
+  const zone = cc.zone;
+  if (highest >= min_pfn) {
+    cc.free_pfn = highest;
+    return highest;
+  }
+  if (!cc.direct_compaction || min_pfn < zone.zone_start_pfn) return -1;
+  const block_end = Math.min(pageblock_end_pfn(m.mem, min_pfn), zone.zone_end_pfn);
+  cc.free_pfn = min_pfn;
+  return pageblock_in_zone(zone, min_pfn, block_end) && suitable_migration_target(m, cc, min_pfn)
+    ? min_pfn
+    : -1;
+}
+
 /**
  * fast_isolate_freepages(): for order > 0, search the MOVABLE free lists of
  * orders below the request, from the tail, for a free block in the top
@@ -881,14 +927,9 @@ export function fast_isolate_freepages(m: Machine, cc: CompactControl): void {
     }
     if (fp !== freelist) move_freelist_head(m, freelist, fp);
     if (page >= 0) {
-      const nr_isolated = __isolate_free_page(m, zone, page, order);
-      if (nr_isolated) {
-        mem.page_private[page] = order;
-        nr_scanned += nr_isolated - 1;
-        cc.nr_freepages += nr_isolated;
-        list_add_tail(mem, page, cc.freepages);
-        m.vm_events[COMPACTISOLATED] += nr_isolated;
-      } else {
+      const nr_isolated = fast_isolate_take(m, cc, page, order);
+      if (nr_isolated) nr_scanned += nr_isolated - 1;
+      else {
         // Below the watermark: give up the search.
         order = cc.search_order + 1;
         page = -1;
@@ -899,19 +940,7 @@ export function fast_isolate_freepages(m: Machine, cc: CompactControl): void {
   }
   if (page < 0) {
     cc.fast_search_fail++;
-    if (scan_start) {
-      if (highest >= min_pfn) {
-        page = highest;
-        cc.free_pfn = highest;
-      } else if (cc.direct_compaction && min_pfn >= zone.zone_start_pfn) {
-        const block_end = Math.min(pageblock_end_pfn(mem, min_pfn), zone.zone_end_pfn);
-        page =
-          pageblock_in_zone(zone, min_pfn, block_end) && suitable_migration_target(m, cc, min_pfn)
-            ? min_pfn
-            : -1;
-        cc.free_pfn = min_pfn;
-      }
-    }
+    if (scan_start) page = fast_isolate_fallback(m, cc, highest, min_pfn);
   }
   if (highest && highest >= zone.compact_cached_free_pfn) {
     highest -= nr_pb;
@@ -1280,6 +1309,20 @@ export function fragmentation_score_wmark(m: Machine, low: boolean): number {
 // The run
 
 /**
+ * compact_zone()'s rescan rule: a non-sync run whose migration failed
+ * inside a block scans the rest of the block now, so that the block gets
+ * marked skip instead of being found again by fast_find_migrateblock().
+ */
+function should_finish_pageblock(m: Machine, cc: CompactControl): boolean {
+  return (
+    (cc.migrate_pfn & ((1 << m.mem.pageblock_order) - 1)) !== 0 &&
+    !cc.ignore_skip_hint &&
+    !cc.finish_pageblock &&
+    cc.mode < MIGRATE_SYNC
+  );
+}
+
+/**
  * check_drain (compact_zone()): once the migration scanner has left the
  * order-aligned block it migrated from, flush this CPU's pcp lists of the
  * zone so the freed pages can merge. Returns the new last_migrated_pfn.
@@ -1332,20 +1375,8 @@ export function* compact_zone(
   const m = mm.m;
   const mem = m.mem;
   const zone = cc.zone;
-  cc.total_migrate_scanned = 0;
-  cc.total_free_scanned = 0;
-  cc.fast_start_pfn = 0;
-  cc.nr_migratepages = 0;
-  cc.nr_freepages = 0;
-  cc.migratetype = gfp_migratetype(cc.gfp_mask);
-  if (cc.order !== -1) {
-    const r = compaction_suit_allocation_order(m, cc);
-    if (r !== COMPACT_CONTINUE) return r;
-  }
-  // Deferred to the limit and still failing: forget the skip hints, if a
-  // direct compaction has walked the whole zone since they were last reset.
-  if (compaction_restarting(zone, cc.order)) __reset_isolation_suitable(m, zone);
-  compact_zone_start(m, cc);
+  const begin = compact_zone_begin(m, cc);
+  if (begin !== COMPACT_CONTINUE) return begin;
   let last_migrated_pfn = 0;
   let update_cached =
     cc.mode === MIGRATE_ASYNC &&
@@ -1399,15 +1430,7 @@ export function* compact_zone(
           ret = COMPACT_CONTENDED;
           break run;
         }
-        // A non-sync run that failed inside a block scans the rest of the
-        // block now, so that the block gets marked skip instead of being
-        // found again by fast_find_migrateblock().
-        if (
-          cc.migrate_pfn & ((1 << mem.pageblock_order) - 1) &&
-          !cc.ignore_skip_hint &&
-          !cc.finish_pageblock &&
-          cc.mode < MIGRATE_SYNC
-        ) {
+        if (should_finish_pageblock(m, cc)) {
           cc.finish_pageblock = true;
           // A THP cannot form here any more: no drain for this block.
           if (cc.order === COMPACTION_HPAGE_ORDER) last_migrated_pfn = 0;
@@ -1423,14 +1446,46 @@ export function* compact_zone(
     }
     last_migrated_pfn = check_drain(rt, m, cc, last_migrated_pfn);
   }
+  compact_zone_end(rt, m, cc);
+  return ret;
+}
+
+/**
+ * The start of compact_zone(): reset the run's counters, return early
+ * (SUCCESS or SKIPPED) when the allocation needs no compaction or
+ * compaction cannot help, and place the scanners. COMPACT_CONTINUE to run.
+ */
+function compact_zone_begin(m: Machine, cc: CompactControl): number {
+  cc.total_migrate_scanned = 0;
+  cc.total_free_scanned = 0;
+  cc.fast_start_pfn = 0;
+  cc.nr_migratepages = 0;
+  cc.nr_freepages = 0;
+  cc.migratetype = gfp_migratetype(cc.gfp_mask);
+  if (cc.order !== -1) {
+    const r = compaction_suit_allocation_order(m, cc);
+    if (r !== COMPACT_CONTINUE) return r;
+  }
+  // Deferred to the limit and still failing: forget the skip hints, if a
+  // direct compaction has walked the whole zone since they were last reset.
+  if (compaction_restarting(cc.zone, cc.order)) __reset_isolation_suitable(m, cc.zone);
+  compact_zone_start(m, cc);
+  return COMPACT_CONTINUE;
+}
+
+/**
+ * The end of compact_zone(): free the unused targets (the cached free pfn
+ * only ever moves back up to them) and count the run's scans.
+ */
+function compact_zone_end(rt: Runtime, m: Machine, cc: CompactControl): void {
+  const zone = cc.zone;
   if (cc.nr_freepages > 0) {
-    const free_pfn = pageblock_start_pfn(mem, release_freepages(rt, m, cc));
+    const free_pfn = pageblock_start_pfn(m.mem, release_freepages(rt, m, cc));
     if (free_pfn > zone.compact_cached_free_pfn) zone.compact_cached_free_pfn = free_pfn;
   }
   m.vm_events[COMPACTMIGRATE_SCANNED] += cc.total_migrate_scanned;
   m.vm_events[COMPACTFREE_SCANNED] += cc.total_free_scanned;
-  VM_BUG_ON(!list_empty(mem, cc.migratepages), "compact_zone: sources left isolated");
-  return ret;
+  VM_BUG_ON(!list_empty(m.mem, cc.migratepages), "compact_zone: sources left isolated");
 }
 
 /**
