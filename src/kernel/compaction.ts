@@ -1295,7 +1295,7 @@ export function fragmentation_score_node(m: Machine, pgdat: PgData): number {
 }
 
 /**
- * fragmentation_score_wmark() (v6.16): proactive compaction starts above
+ * fragmentation_score_wmark() (v6.16 as pagesim takes it, see the notes): proactive compaction starts above
  * the high mark and stops at the low one: low = 100 - proactiveness, high =
  * low + min(10, low / 2), at most 100. Default 20: low 80, high 90.
  */
