@@ -17,6 +17,7 @@ import {
   install_kcompactd_wakeup,
   Kcompactd,
   kcompactd,
+  kcompactd_should_run,
   kcompactd_stop,
   should_proactive_compact_node,
   wakeup_kcompactd,
@@ -125,6 +126,7 @@ describe("kcompactd", () => {
     expect(alloc_pages(m, 0, THP_DEFER, 9)).toBe(-1);
     expect(m.pgdat[0].kcompactd_max_order).toBe(9);
     expect(m.pgdat[0].kcompactd_woken).toBe(true);
+    expect(kcompactd_should_run(k.kd)).toBe(true);
     k.until_asleep();
     // One kcompactd_do_work(): compact_daemon_wake 1; its scans are counted
     // both in the daemon's counters and the plain ones.
@@ -171,12 +173,16 @@ describe("kcompactd", () => {
     expect(m.pgdat[0].kcompactd_max_order).toBe(9);
     expect(m.pgdat[0].kcompactd_woken).toBe(false);
     const wake0 = ev(env, KCOMPACTD_WAKE);
-    // Stepping alone does not end the sleep.
+    // Stepping alone does not end the sleep, and a runner may leave the
+    // thread off the CPU until the deadline.
     for (let i = 0; i < 100; i++) env.e.step(env.e.threads.length - 1);
     expect(m.pgdat[0].kcompactd_sleeping).toBe(true);
+    expect(kcompactd_should_run(k.kd)).toBe(false);
+    expect(k.kd.sleep_deadline_ns).toBe(HPAGE_FRAG_CHECK_INTERVAL_MSEC * MS);
     // 500 ms later the sleep times out and the condition holds: one
     // kcompactd_do_work() that finds no zone worth compacting.
     k.advance(HPAGE_FRAG_CHECK_INTERVAL_MSEC * MS);
+    expect(kcompactd_should_run(k.kd)).toBe(true);
     k.until_asleep();
     expect(k.kd.timeouts).toBe(1);
     expect(ev(env, KCOMPACTD_WAKE) - wake0).toBe(1);

@@ -77,6 +77,8 @@ export class Kcompactd {
   /** Sleeps ended by a timeout, by a wake-up (observability for runners and tests). */
   timeouts = 0;
   wakeups = 0;
+  /** While asleep: the clock time the sleep times out (Infinity: never). */
+  sleep_deadline_ns = Number.POSITIVE_INFINITY;
   constructor(pgdat: PgData, clock: (() => number) | null, sleep_steps_max = 1e9) {
     this.pgdat = pgdat;
     this.clock = clock;
@@ -239,6 +241,7 @@ function* kcompactd_wait(rt: Runtime, kd: Kcompactd, timeout_ns: number): StepOf
   const pgdat = kd.pgdat;
   if (kcompactd_work_requested(kd)) return true;
   const start = kd.clock ? kd.clock() : 0;
+  kd.sleep_deadline_ns = kd.clock ? start + timeout_ns : Number.POSITIVE_INFINITY;
   pgdat.kcompactd_sleeping = true;
   pgdat.kcompactd_woken = false;
   for (let steps = 0; ; steps++) {
@@ -291,6 +294,18 @@ export function* kcompactd(rt: Runtime, mm: MmState, kd: Kcompactd): Step {
     }
     pgdat.proactive_compact_trigger = false;
   }
+}
+
+/**
+ * For runners: does the kcompactd thread have anything to do if stepped
+ * now? False only while it sleeps, unwoken, before its deadline; a
+ * simulator can leave it off the CPU meanwhile instead of stepping its
+ * polling loop.
+ */
+export function kcompactd_should_run(kd: Kcompactd): boolean {
+  const pgdat = kd.pgdat;
+  if (!pgdat.kcompactd_sleeping || pgdat.kcompactd_woken || kd.should_stop) return true;
+  return kd.clock !== null && kd.clock() >= kd.sleep_deadline_ns;
 }
 
 /** kthread_stop() for kcompactd: it leaves at its next look at the flag. */
