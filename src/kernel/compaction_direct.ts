@@ -179,7 +179,9 @@ export interface CaptureResult {
  * COMPACT_PRIO_ASYNC, SYNC_LIGHT otherwise (direct compaction never uses
  * MIGRATE_SYNC); the hardest priority also walks the whole zone ignoring
  * skip hints and pageblock suitability. The run publishes its
- * capture_control, and a captured block makes it COMPACT_SUCCESS.
+ * capture_control, and a captured block makes it COMPACT_SUCCESS. Run it
+ * inline (as __alloc_pages_direct_compact() does): mm.capture_control is
+ * per machine, and so the current task's only while nothing else runs.
  */
 export function* compact_zone_order(
   rt: Runtime,
