@@ -5,6 +5,7 @@
 // movable_ops pages, and moves the vmstat counters by hand-predicted amounts.
 import { describe, expect, it } from "vitest";
 import {
+  __reset_isolation_suitable,
   COMPACT_COMPLETE,
   COMPACT_CONTINUE,
   COMPACT_SKIPPED,
@@ -394,7 +395,7 @@ describe("compaction", () => {
     expect(z.vm_stat[NR_FREE_PAGES]).toBe(2);
   });
 
-  it("compaction: skip bits mark scanned-out blocks, later runs honour them, cached positions reset when the scanners meet", () => {
+  it("compaction: skip bits mark claimed and scanned-out blocks, later runs honour them, __reset_isolation_suitable clears them where a sample finds work", () => {
     const env = mm_env();
     const { m, mm } = env;
     const z = zone_of(env);
@@ -405,34 +406,53 @@ describe("compaction", () => {
     zap_pfn(env, p, NR_PAGES - 2);
     zap_pfn(env, p, NR_PAGES - 1);
     drain_all_pages(m, null);
-    const sync_run = (whole_zone: boolean) => {
-      const cc = compact_control(mm, z, { order: -1, mode: MIGRATE_SYNC, whole_zone });
+    const sync_run = (whole_zone: boolean, direct_compaction: boolean) => {
+      const cc = compact_control(mm, z, {
+        order: -1,
+        mode: MIGRATE_SYNC,
+        whole_zone,
+        direct_compaction,
+      });
       const ret = env.run((rt) => compact_zone(rt, mm, cc));
       compact_control_release(mm, cc);
       drain_all_pages(m, null);
       return ret;
     };
     const skips = () => Array.from({ length: 8 }, (_, b) => get_pageblock_skip(m.mem, b * PB));
-    // Run 1 (as in the counter case): blocks 0 and 1 gave up pages, so the
-    // migration scanner marks neither; the free scanner scanned blocks 7
-    // (to its end after taking 4094/4095) and 6..2 (each to its end, with a
-    // growing stride) and marks them all.
-    expect(sync_run(true)).toBe(COMPACT_COMPLETE);
-    expect(skips()).toEqual([false, false, true, true, true, true, true, true]);
-    // The scanners met: both cached positions are back at the zone edges.
+    // Run 1 (as in the counter case, flagged as direct compaction): the
+    // migration scanner claims blocks 0 and 1 with their skip bits when it
+    // first isolates from them (test_and_set_skip); the free scanner scanned
+    // blocks 7 (to its end after taking 4094/4095) and 6..2 (each to its
+    // end, with a growing stride) and marks them all.
+    expect(sync_run(true, true)).toBe(COMPACT_COMPLETE);
+    expect(skips()).toEqual([true, true, true, true, true, true, true, true]);
+    // The scanners met: both cached positions are back at the zone edges,
+    // and a direct compaction that met asks for the hints to be flushed.
     expect(z.compact_cached_migrate_pfn).toEqual([0, 0]);
     expect(z.compact_cached_free_pfn).toBe(NR_PAGES - PB);
-    // Run 2, from the cached positions with the hints honoured: block 0 is
-    // now free (stepped over, 512 scanned, nothing isolated: marked);
-    // block 1 gives 32 pages, but every candidate target block is marked,
-    // so the free scanner scans nothing and migration fails with -ENOMEM.
+    expect(z.compact_blockskip_flush).toBe(true);
+    // Run 2 honours the hints: every block is skipped, nothing is scanned.
     const before = events(env);
-    sync_run(false);
+    sync_run(false, false);
     const d = delta(before, events(env));
-    expect(d.free_scanned).toBe(0);
-    expect(d.migrate_scanned).toBe(512 + 32);
-    expect(d.success).toBe(0);
-    expect(skips()[0]).toBe(true);
+    expect(d).toEqual({ migrate_scanned: 0, free_scanned: 0, isolated: 0, success: 0, fail: 0 });
+    // __reset_isolation_suitable() walks the blocks pairwise from both
+    // ends, sampling every 8th page: (0, 7): block 0 is now one free block
+    // and the source side looks for LRU pages only: kept; block 7 has no
+    // free page: kept. (1, 6): block 1 holds LRU pages: cleared, and the
+    // migration scanner restarts there (compact_init_migrate_pfn); block 6
+    // has no free page: kept. (2, 5), (3, 4): blocks 2 and 3 cleared (LRU),
+    // 5 and 4 kept. No target block was reset, so the cached positions are
+    // left where the walk met (2048 and 2047), the scanners as good as met.
+    __reset_isolation_suitable(m, z);
+    expect(skips()).toEqual([true, false, false, false, true, true, true, true]);
+    expect(z.compact_init_migrate_pfn).toBe(PB);
+    expect(z.compact_cached_migrate_pfn).toEqual([2048, 2048]);
+    expect(z.compact_cached_free_pfn).toBe(2047);
+    expect(z.compact_blockskip_flush).toBe(false);
+    // Only once per flush request.
+    __reset_isolation_suitable(m, z);
+    expect(skips()).toEqual([true, false, false, false, true, true, true, true]);
     verify_mm(env);
   });
 });

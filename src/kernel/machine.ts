@@ -53,7 +53,7 @@ export function default_sysctl(): Sysctl {
 export interface DirectCompactResult {
   /** pfn of a block captured or allocated after compaction, or -1. */
   pfn: Pfn;
-  /** enum compact_result, as a number (see compaction when it exists). */
+  /** enum compact_result, as a number (compaction.ts). */
   result: number;
 }
 
@@ -101,7 +101,10 @@ export class Machine {
     oom_notify: null,
     oom_kill: null,
   };
-  readonly free_area_hooks: FreeAreaHooks = { page_reporting_notify_free: null };
+  readonly free_area_hooks: FreeAreaHooks = {
+    page_reporting_notify_free: null,
+    compaction_capture: null,
+  };
   /** CONFIG_DEBUG_VM: whole-state checks after operations. */
   debug_vm: boolean;
   /** The whole-state check run after each operation when debug_vm is on. */

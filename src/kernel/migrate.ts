@@ -223,6 +223,9 @@ function* __unmap_and_move(
   const mem = mm.m.mem;
   if (!(yield* trylock_page(rt, mm, page))) {
     if (!force || mode === MIGRATE_ASYNC) return -EAGAIN;
+    // Direct compaction (PF_MEMALLOC) never sleeps on a page lock: the
+    // holder may be waiting for the very allocation that compacts.
+    if (mm.pf_memalloc) return -EAGAIN;
     yield* lock_page(rt, mm, page);
   }
   let rc: number | MovableOpsError = -EBUSY;

@@ -194,6 +194,10 @@ export class PgData {
   kcompactd_max_order = 0;
   kcompactd_highest_zoneidx = 0;
   proactive_compact_trigger = false;
+  /** kcompactd_wait: whether kcompactd sleeps on it (wq_has_sleeper()). */
+  kcompactd_sleeping = false;
+  /** A wake_up_interruptible() on kcompactd_wait not yet seen by the sleeper. */
+  kcompactd_woken = false;
   constructor(node_id: number, zones: Zone[], nr_node_stat_items: number) {
     this.node_id = node_id;
     this.node_zones = zones;

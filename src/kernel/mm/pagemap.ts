@@ -21,11 +21,26 @@ import { VM_BUG_ON_PAGE } from "../bug.ts";
 import { ClearPageFlag, PageLocked, type Pfn, PG_locked, SetPageFlag } from "../page.ts";
 import type { MmState } from "./state.ts";
 
+/** pfns per chunk of MmState.page_locks. */
+export const PAGE_LOCK_CHUNK_SHIFT = 12;
+const PAGE_LOCK_CHUNK = 1 << PAGE_LOCK_CHUNK_SHIFT;
+
+/**
+ * The page's Lock, created on first use. A two-level table rather than a
+ * Map: compaction locks millions of pages once each, and a Map's growth
+ * and hashing dominated its cost.
+ */
 function page_lock_of(mm: MmState, pfn: Pfn): Lock {
-  let l = mm.page_locks.get(pfn);
-  if (!l) {
+  const i = pfn >>> PAGE_LOCK_CHUNK_SHIFT;
+  let chunk = mm.page_locks[i];
+  if (chunk === undefined) {
+    chunk = new Array<Lock | null>(PAGE_LOCK_CHUNK).fill(null);
+    mm.page_locks[i] = chunk;
+  }
+  let l = chunk[pfn & (PAGE_LOCK_CHUNK - 1)];
+  if (l === null) {
     l = mm.new_lock("page lock", "page_lock");
-    mm.page_locks.set(pfn, l);
+    chunk[pfn & (PAGE_LOCK_CHUNK - 1)] = l;
   }
   return l;
 }
@@ -58,6 +73,6 @@ export function* unlock_page(rt: Runtime, mm: MmState, pfn: Pfn): Step {
 
 /** Whether the running thread holds the page lock (for assertions). */
 export function page_locked_by_me(rt: Runtime, mm: MmState, pfn: Pfn): boolean {
-  const l = mm.page_locks.get(pfn);
-  return l !== undefined && l.owner === rt.current;
+  const l = mm.page_locks[pfn >>> PAGE_LOCK_CHUNK_SHIFT]?.[pfn & (PAGE_LOCK_CHUNK - 1)];
+  return l != null && l.owner === rt.current;
 }

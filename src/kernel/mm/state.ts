@@ -15,6 +15,7 @@
  */
 
 import type { Lock, LockKind } from "../../runtime/runtime.ts";
+import type { CaptureControl } from "../compaction.ts";
 import type { MovableEra } from "../eras/era.ts";
 import type { Machine } from "../machine.ts";
 import type { MovableOperations } from "../movable_ops.ts";
@@ -33,8 +34,12 @@ export class MmState {
   /** movable_ops driver handle -> ops; slot 0 is unused. */
   readonly movable_ops: (MovableOperations | null)[] = [null];
   readonly era: MovableEra;
-  /** pfn -> its page lock, created the first time the page is locked. */
-  readonly page_locks = new Map<Pfn, Lock>();
+  /**
+   * pfn -> its page lock, created the first time the page is locked: a
+   * table of PAGE_LOCK_CHUNK-pfn chunks, each allocated when a page in it
+   * is first locked (see pagemap.ts).
+   */
+  readonly page_locks: (Lock | null)[][] = [];
   readonly new_lock: NewLock;
   /**
    * Empty list_head slots given back by finished users (compaction's
@@ -42,6 +47,17 @@ export class MmState {
    * fixed supply, so they are recycled).
    */
   readonly list_head_pool: number[] = [];
+  /**
+   * PF_MEMALLOC of the running task (memalloc_noreclaim_save()): set while
+   * a direct compaction runs. That run never yields to another thread (see
+   * compaction_direct.ts), so one flag per machine is the current task's.
+   */
+  pf_memalloc = false;
+  /**
+   * current->capture_control: the direct compaction in progress that may
+   * capture a freed block (compaction.ts CaptureControl), or null.
+   */
+  capture_control: CaptureControl | null = null;
 
   constructor(m: Machine, era: MovableEra, new_lock: NewLock) {
     this.m = m;

@@ -383,7 +383,10 @@ function __alloc_pages_slowpath(
     if (hooks.direct_compact && order > 0) {
       const r = direct_compact(compact_priority);
       if (r.pfn >= 0) return r.pfn;
-      if (compact_priority > COMPACT_PRIO_SYNC_FULL) compact_priority--;
+      // should_compact_retry(), reduced: one priority harder each round, no
+      // harder than SYNC_LIGHT for costly orders (MIN_COMPACT_COSTLY_PRIORITY).
+      if (compact_priority > (costly_order ? COMPACT_PRIO_SYNC_LIGHT : COMPACT_PRIO_SYNC_FULL))
+        compact_priority--;
     }
     if (gfp & __GFP_NORETRY) return -1;
     if (costly_order && !(gfp & __GFP_RETRY_MAYFAIL)) return -1;

@@ -55,6 +55,14 @@ export const FPI_SKIP_REPORT_NOTIFY = 1 << 0;
 export interface FreeAreaHooks {
   /** page_reporting_notify_free(): a block of this order was freed. */
   page_reporting_notify_free: ((zone: Zone, order: number) => void) | null;
+  /**
+   * task_capc() + compaction_capture(): while a direct compaction runs, may
+   * it take this block of `order` (about to be listed or merged further)?
+   * If so the block leaves the free lists' accounting and is not listed.
+   */
+  compaction_capture:
+    | ((zone: Zone, pfn: Pfn, order: number, migratetype: number) => boolean)
+    | null;
 }
 
 /** __find_buddy_pfn(): the buddy of a block differs in bit `order`. */
@@ -191,7 +199,8 @@ function buddy_merge_likely(
 /**
  * __free_one_page(): return a block to the free lists, merging it with its
  * buddy for as long as the buddy is free, and place it at the head or tail.
- * Models mm/page_alloc.c of v6.12 (without compaction capture and guard pages).
+ * Models mm/page_alloc.c of v6.12 (without guard pages); compaction capture
+ * goes through hooks.compaction_capture.
  */
 export function __free_one_page(
   mem: MemMap,
@@ -207,8 +216,13 @@ export function __free_one_page(
   VM_BUG_ON_PAGE(!zone.zone_spans_pfn(pfn), mem, pfn, "freeing a page outside its zone");
 
   account_freepages(zone, 1 << order, migratetype);
+  const capture = hooks?.compaction_capture ?? null;
   let buddy_pfn = pfn;
   while (order < MAX_PAGE_ORDER) {
+    if (capture?.(zone, pfn, order, migratetype)) {
+      account_freepages(zone, -(1 << order), migratetype);
+      return;
+    }
     buddy_pfn = __find_buddy_pfn(pfn, order);
     if (!page_is_buddy(mem, zone, buddy_pfn, order)) break;
     // Blocks of pageblock size or more merge only when their migratetypes

@@ -1,0 +1,393 @@
+/**
+ * kernel/compaction_direct.ts: direct compaction, the allocator's side of
+ * mm/compaction.c and mm/page_alloc.c (v6.16): __alloc_pages_direct_compact()
+ * (page_alloc.c), try_to_compact_pages() and compact_zone_order()
+ * (compaction.c), with compaction capture and deferral, and the bridge that
+ * plugs them into the slow path's seam: install_direct_compaction().
+ *
+ * The bridge. The slow path (page_alloc/alloc.ts) is plain code: an
+ * allocation runs to completion as one step. compact_zone() is a generator
+ * that announces steps. install_direct_compaction() sets
+ * m.hooks.direct_compact to a function that runs the compaction generator to
+ * completion on the calling thread through an InlineRuntime: lock
+ * operations go to the real runtime when the allocation runs inside a
+ * thread (so lock ownership and lockdep see them) and are taken directly
+ * otherwise; lockless reads and cond_resched() are no-ops. Simplification:
+ * direct compaction never yields to another CPU in the simulator; it is one
+ * long step of the allocating thread, as the allocation itself is.
+ *
+ * Locks: a lock another thread holds cannot be waited for inside one step.
+ * When the node's lruvec->lru_lock is held elsewhere at entry the zone's run
+ * ends at once as COMPACT_CONTENDED (what async compaction does when its
+ * trylock fails); any other lock found held by another thread during the
+ * run (a page lock a movable_ops putback must sleep on, a driver's list
+ * lock) raises a KernelBug naming it. Migration never sleeps on a page lock
+ * here: the run sets PF_MEMALLOC (mm.pf_memalloc), as
+ * memalloc_noreclaim_save() does.
+ *
+ * Capture: while compact_zone_order() runs, mm.capture_control points at its
+ * capture_control; the free-area hook installed here lets __free_one_page()
+ * hand a block of the wanted order to it (compaction_capture()). Because the
+ * run never yields, every free in that window is the compacting task's own,
+ * which is the kernel's rule (task_capc()).
+ * Invariants: a captured block leaves the free lists' accounting at once and
+ * is held as an allocated block of its order (refcount 1) until
+ * __alloc_pages_direct_compact() hands it to the caller, so whole-state
+ * checks in between find every page accounted for (the kernel keeps it
+ * frozen at refcount 0 instead). mm.pf_memalloc and mm.capture_control are
+ * restored when a run ends, also when it throws.
+ */
+
+import type { Lock, Runtime, Step, StepOf } from "../runtime/runtime.ts";
+import { assert, KernelBug } from "./bug.ts";
+import {
+  type CaptureControl,
+  COMPACT_COMPLETE,
+  COMPACT_CONTENDED,
+  COMPACT_DEFERRED,
+  COMPACT_PARTIAL_SKIPPED,
+  COMPACT_SKIPPED,
+  COMPACT_SUCCESS,
+  compact_control,
+  compact_control_release,
+  compact_zone,
+  compaction_capture,
+  compaction_defer_reset,
+  compaction_deferred,
+  defer_compaction,
+} from "./compaction.ts";
+import { __GFP_IO, type Gfp } from "./gfp.ts";
+import type { DirectCompactResult, Machine } from "./machine.ts";
+import { MIGRATE_ASYNC, MIGRATE_SYNC_LIGHT } from "./migrate.ts";
+import type { MmState } from "./mm/state.ts";
+import type { Zone } from "./mmzone.ts";
+import { PAGE_ORDER_MASK, type Pfn } from "./page.ts";
+import {
+  COMPACT_PRIO_ASYNC,
+  COMPACT_PRIO_SYNC_FULL,
+  get_page_from_freelist,
+  prep_new_page,
+} from "./page_alloc/alloc.ts";
+import { COMPACTFAIL, COMPACTSTALL, COMPACTSUCCESS } from "./vmstat_items.ts";
+
+/** MIN_COMPACT_PRIORITY: the hardest priority (whole zone, skip hints ignored). */
+export const MIN_COMPACT_PRIORITY = COMPACT_PRIO_SYNC_FULL;
+
+/**
+ * A finished generator: `yield*` on it returns at once, so lockless reads
+ * and cond_resched() cost no allocation in an inline run. It holds no
+ * state: a finished generator only ever answers "done".
+ */
+const NO_STEP: Step = (function* (): Step {})();
+NO_STEP.next();
+
+/** Lock owner id of an inline run that started outside any runtime thread. */
+const INLINE_TASK = -2;
+
+/**
+ * A Runtime that runs a kernel path inline inside the current step: see the
+ * file header. Never yields on its own; delegated lock operations of the
+ * outer runtime yield, and run_inline() resumes them at once.
+ */
+export class InlineRuntime implements Runtime {
+  readonly outer: Runtime;
+  constructor(outer: Runtime) {
+    this.outer = outer;
+  }
+
+  get current(): number {
+    const c = this.outer.current;
+    return c >= 0 ? c : INLINE_TASK;
+  }
+
+  /** A lock held by another thread cannot be waited for inside one step. */
+  private cannot_wait(lock: Lock): never {
+    throw new KernelBug(
+      `direct compaction needs ${lock.lock_class}, held by thread ${lock.owner}; it runs inline ` +
+        "without yielding to other CPUs (compaction_direct.ts), so it cannot wait",
+    );
+  }
+
+  *spin_lock(lock: Lock): Step {
+    if (lock.owner !== -1) this.cannot_wait(lock);
+    if (this.outer.current >= 0) yield* this.outer.spin_lock(lock);
+    else lock.owner = INLINE_TASK;
+  }
+
+  *spin_unlock(lock: Lock): Step {
+    if (this.outer.current >= 0) yield* this.outer.spin_unlock(lock);
+    else {
+      assert(lock.owner === INLINE_TASK, `inline unlock of ${lock.lock_class} it does not hold`);
+      lock.owner = -1;
+    }
+  }
+
+  *spin_trylock(lock: Lock): StepOf<boolean> {
+    if (lock.owner !== -1) return false;
+    if (this.outer.current >= 0) return yield* this.outer.spin_trylock(lock);
+    lock.owner = INLINE_TASK;
+    return true;
+  }
+
+  mutex_lock(lock: Lock): Step {
+    return this.spin_lock(lock);
+  }
+
+  mutex_unlock(lock: Lock): Step {
+    return this.spin_unlock(lock);
+  }
+
+  mutex_trylock(lock: Lock): StepOf<boolean> {
+    return this.spin_trylock(lock);
+  }
+
+  lockdep_assert_held(lock: Lock): void {
+    if (lock.owner !== this.current) {
+      throw new KernelBug(`lockdep_assert_held: ${lock.lock_class} is not held by the inline run`);
+    }
+  }
+
+  access(_op: number, _obj: number, _field: string): Step {
+    return NO_STEP;
+  }
+
+  cond_resched(): Step {
+    return NO_STEP;
+  }
+
+  /** An inline run cannot sleep: a condition that does not hold already is a bug. */
+  wait_event(_obj: number, field: string, cond: () => boolean): Step {
+    if (!cond()) {
+      throw new KernelBug(`direct compaction would wait for ${field}; it runs inline and cannot`);
+    }
+    return NO_STEP;
+  }
+
+  /** Simulated time stands still inside one step. */
+  schedule_timeout(_ns: number): Step {
+    return NO_STEP;
+  }
+
+  now(): number {
+    return this.outer.now();
+  }
+
+  choose(n: number): number {
+    return this.outer.choose(n);
+  }
+}
+
+/** Drive a generator to completion inside the current step; `what` names the loop. */
+export function run_inline<T>(gen: StepOf<T>, steps_max: number, what: string): T {
+  for (let steps = 0; ; steps++) {
+    const r = gen.next();
+    if (r.done) return r.value;
+    assert(steps < steps_max, `${what}: inline run bounded by ${steps_max} steps`);
+  }
+}
+
+/** The page captured for a direct compaction (struct page **capture), -1 for none. */
+export interface CaptureResult {
+  page: Pfn;
+}
+
+/**
+ * compact_zone_order(): one zone's run for an allocation: ASYNC at
+ * COMPACT_PRIO_ASYNC, SYNC_LIGHT otherwise (direct compaction never uses
+ * MIGRATE_SYNC); the hardest priority also walks the whole zone ignoring
+ * skip hints and pageblock suitability. The run publishes its
+ * capture_control, and a captured block makes it COMPACT_SUCCESS. Run it
+ * inline (as __alloc_pages_direct_compact() does): mm.capture_control is
+ * per machine, and so the current task's only while nothing else runs.
+ */
+export function* compact_zone_order(
+  rt: Runtime,
+  mm: MmState,
+  zone: Zone,
+  order: number,
+  gfp_mask: Gfp,
+  prio: number,
+  alloc_flags: number,
+  highest_zoneidx: number,
+  capture: CaptureResult,
+): StepOf<number> {
+  const full = prio === MIN_COMPACT_PRIORITY;
+  // The lruvec lock held by another CPU: the run would have to wait for it
+  // at its first isolation; it backs off as async compaction's failed
+  // trylock does (see the file header).
+  const lru_lock = mm.lruvecs[zone.node_id].lru_lock;
+  if (lru_lock.owner !== -1 && lru_lock.owner !== rt.current) return COMPACT_CONTENDED;
+  const cc = compact_control(mm, zone, {
+    order,
+    search_order: order,
+    gfp_mask,
+    mode: prio === COMPACT_PRIO_ASYNC ? MIGRATE_ASYNC : MIGRATE_SYNC_LIGHT,
+    alloc_flags,
+    highest_zoneidx,
+    direct_compaction: true,
+    whole_zone: full,
+    ignore_skip_hint: full,
+    ignore_block_suitable: full,
+  });
+  const capc: CaptureControl = { cc, page: -1 };
+  const saved = mm.capture_control;
+  mm.capture_control = capc;
+  let ret: number;
+  try {
+    ret = yield* compact_zone(rt, mm, cc, capc);
+  } finally {
+    mm.capture_control = saved;
+  }
+  compact_control_release(mm, cc);
+  capture.page = capc.page;
+  if (capc.page >= 0) ret = COMPACT_SUCCESS;
+  return ret;
+}
+
+/**
+ * try_to_compact_pages(): compact the zones of the allocation's zonelist in
+ * turn until one succeeds. Zones whose compaction is deferred are skipped
+ * (except at the hardest priority); a sync run that walked its zone without
+ * success defers it. Returns the best compact_result seen; COMPACT_SKIPPED
+ * when the request may not do I/O (gfp_compaction_allowed()). need_resched()
+ * is never true in pagesim, so an async pass visits every zone.
+ */
+export function* try_to_compact_pages(
+  rt: Runtime,
+  mm: MmState,
+  gfp_mask: Gfp,
+  order: number,
+  alloc_flags: number,
+  highest_zoneidx: number,
+  prio: number,
+  capture: CaptureResult,
+): StepOf<number> {
+  const m = mm.m;
+  if (!(gfp_mask & __GFP_IO)) return COMPACT_SKIPPED;
+  let rc = COMPACT_SKIPPED;
+  for (const zone of m.zonelists[highest_zoneidx]) {
+    if (prio > MIN_COMPACT_PRIORITY && compaction_deferred(zone, order)) {
+      rc = Math.max(rc, COMPACT_DEFERRED);
+      continue;
+    }
+    const status = yield* compact_zone_order(
+      rt,
+      mm,
+      zone,
+      order,
+      gfp_mask,
+      prio,
+      alloc_flags,
+      highest_zoneidx,
+      capture,
+    );
+    rc = Math.max(rc, status);
+    if (status === COMPACT_SUCCESS) {
+      // Compaction made a block, but the allocation has not taken it yet:
+      // only the failing order moves, the deferral stays.
+      compaction_defer_reset(zone, order, false);
+      break;
+    }
+    if (
+      prio !== COMPACT_PRIO_ASYNC &&
+      (status === COMPACT_COMPLETE || status === COMPACT_PARTIAL_SKIPPED)
+    )
+      defer_compaction(zone, order);
+  }
+  return rc;
+}
+
+/**
+ * __alloc_pages_direct_compact(): compact (inline, under PF_MEMALLOC) and
+ * then take the captured block, or try the free lists again. Counts
+ * compact_stall for every attempt that was not skipped, then compact_success
+ * or compact_fail; success clears the zone's deferral and its
+ * compact_blockskip_flush.
+ */
+export function __alloc_pages_direct_compact(
+  rt: Runtime,
+  mm: MmState,
+  cpu: number,
+  gfp: Gfp,
+  order: number,
+  alloc_flags: number,
+  highest_zoneidx: number,
+  migratetype: number,
+  prio: number,
+): DirectCompactResult {
+  const m = mm.m;
+  if (!order) return { pfn: -1, result: COMPACT_SKIPPED };
+  const capture: CaptureResult = { page: -1 };
+  const inline_rt = new InlineRuntime(rt);
+  const saved = mm.pf_memalloc;
+  mm.pf_memalloc = true;
+  let result: number;
+  try {
+    result = run_inline(
+      try_to_compact_pages(inline_rt, mm, gfp, order, alloc_flags, highest_zoneidx, prio, capture),
+      64 * m.mem.nr_pages + 1_000_000,
+      "__alloc_pages_direct_compact",
+    );
+  } finally {
+    mm.pf_memalloc = saved;
+  }
+  if (result === COMPACT_SKIPPED) return { pfn: -1, result };
+  m.vm_events[COMPACTSTALL]++;
+  let pfn = capture.page;
+  if (pfn >= 0) {
+    // The block was held as allocated since its capture: give it to the
+    // caller the way the allocator prepares a new block.
+    m.mem._refcount[pfn] = 0;
+    m.mem.flags[pfn] &= ~PAGE_ORDER_MASK;
+    prep_new_page(m, pfn, order, gfp);
+  } else {
+    pfn = get_page_from_freelist(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype);
+  }
+  if (pfn >= 0) {
+    const zone = m.page_zone(pfn)!;
+    zone.compact_blockskip_flush = false;
+    compaction_defer_reset(zone, order, true);
+    m.vm_events[COMPACTSUCCESS]++;
+    return { pfn, result };
+  }
+  m.vm_events[COMPACTFAIL]++;
+  return { pfn: -1, result };
+}
+
+/**
+ * The free-area capture hook: task_capc() (a direct compaction of this zone
+ * is running and has not captured yet) and compaction_capture(). A captured
+ * block is held as an allocated block of its order (see the file header).
+ */
+function capture_hook(mm: MmState): (zone: Zone, pfn: Pfn, order: number, mt: number) => boolean {
+  const m = mm.m;
+  return (zone, pfn, order, migratetype) => {
+    const capc = mm.capture_control;
+    if (capc === null || capc.cc.zone !== zone) return false;
+    if (!compaction_capture(capc, pfn, order, migratetype, m.mem.pageblock_order)) return false;
+    prep_new_page(m, pfn, order, 0);
+    return true;
+  };
+}
+
+/**
+ * Attach direct compaction to machine mm.m: the slow path's
+ * m.hooks.direct_compact runs __alloc_pages_direct_compact() inline on the
+ * allocating thread of `rt`, and __free_one_page() may capture for it.
+ */
+export function install_direct_compaction(mm: MmState, rt: Runtime): void {
+  const m: Machine = mm.m;
+  m.hooks.direct_compact = (_m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype, prio) =>
+    __alloc_pages_direct_compact(
+      rt,
+      mm,
+      cpu,
+      gfp,
+      order,
+      alloc_flags,
+      highest_zoneidx,
+      migratetype,
+      prio,
+    );
+  m.free_area_hooks.compaction_capture = capture_hook(mm);
+}
