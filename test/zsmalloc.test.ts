@@ -199,23 +199,27 @@ describe("zsmalloc", () => {
         // faults (unmapped afterwards), then three in four objects freed.
         const sizes = [48, 208, 512, 1024, 3000];
         const p = env.mm_new("p", 4096);
-        let v = 0;
-        for (let i = 0; i < 400; i++) {
-          const h = env.run((rt) =>
-            pool.zs_malloc(rt, mm, sizes[prng.below(sizes.length)], GFP_HIGHUSER_MOVABLE),
-          );
-          pool.obj_write(mm, h, 5000 + i);
-          live.set(h, 5000 + i);
-          for (let k = 0; k < 6; k++)
-            if (env.run((rt) => do_anonymous_page(rt, mm, p, v, v)) >= 0) v++;
-        }
-        for (let u = 0; u < v; u++) env.run((rt) => zap_anon_page(rt, mm, p, u));
-        for (const h of [...live.keys()]) {
-          if (prng.chance(3, 4)) {
-            env.run((rt) => pool.zs_free(rt, mm, h));
-            live.delete(h);
+        // One setup thread, without the per-operation whole-state checks
+        // (verify_mm checks everything at the end).
+        m.debug_vm = false;
+        env.run(function* (rt) {
+          let v = 0;
+          for (let i = 0; i < 400; i++) {
+            const size = sizes[prng.below(sizes.length)];
+            const h = yield* pool.zs_malloc(rt, mm, size, GFP_HIGHUSER_MOVABLE);
+            pool.obj_write(mm, h, 5000 + i);
+            live.set(h, 5000 + i);
+            for (let k = 0; k < 6; k++) if ((yield* do_anonymous_page(rt, mm, p, v, v)) >= 0) v++;
           }
-        }
+          for (let u = 0; u < v; u++) yield* zap_anon_page(rt, mm, p, u);
+          for (const h of [...live.keys()]) {
+            if (prng.chance(3, 4)) {
+              yield* pool.zs_free(rt, mm, h);
+              live.delete(h);
+            }
+          }
+        });
+        m.debug_vm = true;
         const victims = [...live.keys()].filter(() => prng.chance(1, 2));
         e.spawn("kcompactd", (rt) => compact_nodes(rt, mm));
         e.spawn("zs_free", function* (rt) {
