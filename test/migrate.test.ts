@@ -7,6 +7,8 @@ import { GFP_HIGHUSER_MOVABLE } from "../src/kernel/gfp.ts";
 import {
   MIGRATE_ASYNC,
   MIGRATE_SYNC,
+  MIGRATE_FORCE_AFTER_PASS,
+  MIGRATE_SYNC_LIGHT,
   MR_COMPACTION,
   migrate_pages,
   NR_MIGRATE_PASSES,
@@ -23,6 +25,7 @@ import {
   type AddressSpace,
   add_to_page_cache_lru,
   do_anonymous_page,
+  end_page_writeback,
   mlock_page,
   mm_new_file,
   pin_user_page,
@@ -32,6 +35,7 @@ import {
 } from "../src/kernel/mm/owner.ts";
 import { alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
 import { NR_MLOCK, PGMIGRATE_FAIL, PGMIGRATE_SUCCESS } from "../src/kernel/vmstat_items.ts";
+import { DeadlockError } from "../src/runtime/execution.ts";
 import { Prng } from "../src/runtime/prng.ts";
 import { OP_ATOMIC } from "../src/runtime/runtime.ts";
 import { type Env, list_pfns, mm_env, verify_mm } from "./mm_helpers.ts";
@@ -142,6 +146,78 @@ describe("migrate", () => {
     set_page_writeback(mm, pfn, false);
     run((rt) => zap_anon_page(rt, mm, p, 0));
     verify_mm(env);
+  });
+
+  it("migrate: writeback fails sync-light at once; MIGRATE_SYNC retries, then waits for end_page_writeback", () => {
+    // Sync-light: -EBUSY on the first look, like async.
+    {
+      const env = mm_env();
+      const { m, mm, run } = env;
+      const p = populate(env, 1);
+      set_page_writeback(mm, p.pages[0], true);
+      const l = isolate_all(env, [p.pages[0]]);
+      const t = targets(env);
+      expect(
+        run((rt) => migrate_pages(rt, mm, l, t.get, t.put, MIGRATE_SYNC_LIGHT, MR_COMPACTION)),
+      ).toBe(1);
+      expect(t.calls).toBe(1);
+      expect(m.vm_events[PGMIGRATE_FAIL]).toBe(1);
+    }
+    // MIGRATE_SYNC: the first passes answer -EAGAIN, the forced one sleeps
+    // until the I/O completes on another CPU, then the page moves. Under
+    // every schedule the migration succeeds and the data follows.
+    const prng = new Prng(11);
+    let forced = 0;
+    for (let round = 0; round < 40; round++) {
+      const env = mm_env();
+      const { e, m, mm } = env;
+      const p = populate(env, 1);
+      const pfn = p.pages[0];
+      set_page_writeback(mm, pfn, true);
+      const l = isolate_all(env, [pfn]);
+      const t = targets(env);
+      let rc = -1;
+      let ended = false;
+      let ended_first = false;
+      e.spawn("migrate", function* (rt) {
+        rc = yield* migrate_pages(rt, mm, l, t.get, t.put, MIGRATE_SYNC, MR_COMPACTION);
+        ended_first = ended;
+      });
+      e.spawn("bio_endio", function* (rt) {
+        for (let i = 0; i < prng.below(60); i++) yield* rt.cond_resched();
+        yield* end_page_writeback(rt, mm, pfn);
+        ended = true;
+      });
+      e.run((r) => r[prng.below(r.length)], e.steps + 100_000);
+      expect(rc).toBe(0);
+      // The page moved only after its I/O completed.
+      expect(ended_first).toBe(true);
+      expect(p.pages[0]).not.toBe(pfn);
+      expect(m.mem.content![p.pages[0]]).toBe(1000);
+      expect(m.vm_events[PGMIGRATE_SUCCESS]).toBe(1);
+      // Every attempt before the forced pass that found writeback retried.
+      expect(t.calls).toBeGreaterThanOrEqual(1);
+      expect(t.calls).toBeLessThanOrEqual(MIGRATE_FORCE_AFTER_PASS + 2);
+      if (t.calls === MIGRATE_FORCE_AFTER_PASS + 2) forced++;
+      verify_mm(env);
+    }
+    // Some schedules reached the forced pass with the I/O still running.
+    expect(forced).toBeGreaterThan(0);
+    // Nobody to complete the I/O: the forced pass sleeps forever, which the
+    // runtime reports as a deadlock naming what it waits for.
+    const env = mm_env();
+    const { e, mm } = env;
+    const p = populate(env, 1);
+    set_page_writeback(mm, p.pages[0], true);
+    const l = isolate_all(env, [p.pages[0]]);
+    const t = targets(env);
+    e.spawn("migrate", (rt) =>
+      (function* () {
+        yield* migrate_pages(rt, mm, l, t.get, t.put, MIGRATE_SYNC, MR_COMPACTION);
+      })(),
+    );
+    expect(() => e.run((r) => r[0], e.steps + 100_000)).toThrow(DeadlockError);
+    expect(() => e.run((r) => r[0], e.steps + 100_000)).toThrow(/waits for PG_writeback/);
   });
 
   it("migrate: mlocked and page cache pages move with their flags and counters", () => {

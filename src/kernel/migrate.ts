@@ -229,9 +229,20 @@ function* __unmap_and_move(
     yield* lock_page(rt, mm, page);
   }
   let rc: number | MovableOpsError = -EBUSY;
-  // Nothing ends writeback in pagesim, so even MIGRATE_SYNC (which would
-  // wait once forced) cannot get past it: -EBUSY, a permanent failure.
-  if (!PageWriteback(mem, page)) {
+  // Writeback: only a full MIGRATE_SYNC migration waits for it, and only
+  // once forced (the first passes retry with -EAGAIN); async and
+  // sync-light give up at once with -EBUSY, a permanent failure.
+  let can_move = !PageWriteback(mem, page);
+  if (!can_move && mode === MIGRATE_SYNC) {
+    if (!force) rc = -EAGAIN;
+    else {
+      // wait_on_page_writeback(): sleeps (page lock held) until
+      // end_page_writeback() clears PG_writeback.
+      yield* rt.wait_event(page, "PG_writeback", () => !PageWriteback(mem, page));
+      can_move = true;
+    }
+  }
+  if (can_move) {
     if (!(yield* trylock_page(rt, mm, newpage))) rc = -EAGAIN;
     else {
       rc = __PageMovable(mm, page)

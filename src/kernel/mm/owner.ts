@@ -23,6 +23,7 @@
  */
 
 import type { Runtime, Step, StepOf } from "../../runtime/runtime.ts";
+import { OP_WRITE } from "../../runtime/runtime.ts";
 import { assert, VM_BUG_ON_PAGE } from "../bug.ts";
 import { EEXIST, ENOENT, ENOMEM } from "../errno.ts";
 import { GFP_HIGHUSER_MOVABLE } from "../gfp.ts";
@@ -231,4 +232,13 @@ export function* munlock_page(rt: Runtime, mm: MmState, pfn: Pfn): Step {
 export function set_page_writeback(mm: MmState, pfn: Pfn, on: boolean): void {
   if (on) SetPageFlag(mm.m.mem, pfn, PG_writeback);
   else ClearPageFlag(mm.m.mem, pfn, PG_writeback);
+}
+
+/**
+ * end_page_writeback() as a step another CPU can interleave with (the I/O
+ * completion): clears PG_writeback, which wakes wait_on_page_writeback().
+ */
+export function* end_page_writeback(rt: Runtime, mm: MmState, pfn: Pfn): Step {
+  yield* rt.access(OP_WRITE, pfn, "PG_writeback");
+  ClearPageFlag(mm.m.mem, pfn, PG_writeback);
 }
