@@ -6,8 +6,8 @@ import { ENOMEM } from "../src/kernel/errno.ts";
 import { GFP_HIGHUSER_MOVABLE } from "../src/kernel/gfp.ts";
 import {
   MIGRATE_ASYNC,
-  MIGRATE_SYNC,
   MIGRATE_FORCE_AFTER_PASS,
+  MIGRATE_SYNC,
   MIGRATE_SYNC_LIGHT,
   MR_COMPACTION,
   migrate_pages,
