@@ -21,7 +21,14 @@
  *    exist) and schedule_timeout(ns) puts the thread's next step ns later.
  *    `earliest()` picks the runnable thread whose next step comes first,
  *    which makes run(earliest) a discrete-event simulation; the global
- *    clock `now_ns` never goes backwards.
+ *    clock `now_ns` never goes backwards;
+ *  - within run(), a solo thread (the only live one, no trace, no clock) cannot
+ *    be interleaved with, so its lockless reads and uncontended lock
+ *    operations take effect at once without a scheduler round trip
+ *    (cond_resched() stays a real step, so the caller of step() still gets
+ *    control back): the same semantics, a fraction of the cost (a full
+ *    compaction run by one thread, say). Locks are still owned and lockdep
+ *    still sees every acquisition.
  */
 
 import {
@@ -110,6 +117,24 @@ export interface ExecutionOptions {
   step_ns?: number;
 }
 
+/** An already finished step yielding `value`: `yield*` on it returns at once. */
+function done_step<T>(value: T): StepOf<T> {
+  const result: IteratorReturnResult<T> = { done: true, value };
+  const it = {
+    next: () => result,
+    return: () => result,
+    throw: (e: unknown): never => {
+      throw e;
+    },
+    [Symbol.iterator]() {
+      return it;
+    },
+  };
+  return it as unknown as StepOf<T>;
+}
+const NO_STEP: Step = done_step(undefined);
+const STEP_TRUE: StepOf<boolean> = done_step(true);
+
 export class Execution implements Runtime {
   current = -1;
   readonly threads: Thread[] = [];
@@ -119,6 +144,16 @@ export class Execution implements Runtime {
   /** The simulated time of the latest step, in ns. */
   now_ns = 0;
   private readonly step_ns: number;
+  /** Threads spawned and not finished. */
+  private live = 0;
+  /** No trace and no clock: a solo thread may skip its scheduler round trips. */
+  private readonly solo_ok: boolean;
+  /**
+   * Inside run(): nothing but the threads acts between two steps. A caller
+   * driving step() by hand may act in between (as another CPU would), so
+   * then every step stays a step.
+   */
+  private in_run = false;
   private readonly choose_fn: (n: number) => number;
   private readonly lockdep_on: boolean;
   /** lockdep: class -> classes taken while it was held. */
@@ -129,6 +164,12 @@ export class Execution implements Runtime {
     this.trace = opts.record_trace ? [] : null;
     this.lockdep_on = opts.lockdep ?? true;
     this.step_ns = opts.step_ns ?? 0;
+    this.solo_ok = this.trace === null && this.step_ns === 0;
+  }
+
+  /** Is the running thread the only live one, with nothing to record? */
+  private solo(): boolean {
+    return this.solo_ok && this.in_run && this.live === 1 && this.current >= 0;
   }
 
   new_lock(lock_class: string, kind: LockKind = "spinlock"): Lock {
@@ -141,6 +182,7 @@ export class Execution implements Runtime {
   spawn(name: string, body: (rt: Runtime) => Step): number {
     const id = this.threads.length;
     this.threads.push(new Thread(id, name, body(this), this.now_ns));
+    this.live++;
     return id;
   }
 
@@ -155,19 +197,43 @@ export class Execution implements Runtime {
     t.cond = null;
   }
 
-  *spin_lock(lock: Lock): Step {
+  spin_lock(lock: Lock): Step {
+    if (this.solo() && lock.owner === -1) {
+      this.acquire(lock, true);
+      return NO_STEP;
+    }
+    return this.spin_lock_step(lock);
+  }
+
+  private *spin_lock_step(lock: Lock): Step {
     this.announce(OP_LOCK, lock.id, lock.lock_class, lock);
     yield;
     this.acquire(lock, true);
   }
 
-  *spin_unlock(lock: Lock): Step {
+  spin_unlock(lock: Lock): Step {
+    if (this.solo()) {
+      this.release(lock);
+      return NO_STEP;
+    }
+    return this.spin_unlock_step(lock);
+  }
+
+  private *spin_unlock_step(lock: Lock): Step {
     this.announce(OP_UNLOCK, lock.id, lock.lock_class, lock);
     yield;
     this.release(lock);
   }
 
-  *spin_trylock(lock: Lock): StepOf<boolean> {
+  spin_trylock(lock: Lock): StepOf<boolean> {
+    if (this.solo() && lock.owner === -1) {
+      this.acquire(lock, false);
+      return STEP_TRUE;
+    }
+    return this.spin_trylock_step(lock);
+  }
+
+  private *spin_trylock_step(lock: Lock): StepOf<boolean> {
     this.announce(OP_TRYLOCK, lock.id, lock.lock_class, lock);
     yield;
     if (lock.owner !== -1) return false;
@@ -195,11 +261,16 @@ export class Execution implements Runtime {
     }
   }
 
-  *access(op: number, obj: number, field: string): Step {
+  access(op: number, obj: number, field: string): Step {
+    return this.solo() ? NO_STEP : this.access_step(op, obj, field);
+  }
+
+  private *access_step(op: number, obj: number, field: string): Step {
     this.announce(op, obj, field, null);
     yield;
   }
 
+  /** Always a real step, even solo: whoever drives the execution gets control back. */
   *cond_resched(): Step {
     this.announce(OP_RESCHED, -1, "", null);
     yield;
@@ -331,7 +402,7 @@ export class Execution implements Runtime {
   }
 
   finished(): boolean {
-    return this.threads.every((t) => t.done);
+    return this.live === 0;
   }
 
   /** Run thread `id` through its announced step up to its next announcement. */
@@ -352,11 +423,13 @@ export class Execution implements Runtime {
     } catch (e) {
       // A thread that threw is over; the execution reports the error.
       t.done = true;
+      this.live--;
       this.current = -1;
       throw e;
     }
     if (r.done) {
       t.done = true;
+      this.live--;
       if (t.held.length) {
         throw new LockBug(
           `${t.name} finished holding ${t.held.map((l) => l.lock_class).join(", ")}`,
@@ -383,11 +456,16 @@ export class Execution implements Runtime {
    * Throws DeadlockError when nothing can run, LockBug past `steps_max`.
    */
   run(pick: (runnable: number[]) => number, steps_max: number): void {
-    while (!this.finished()) {
-      const r = this.runnable();
-      if (r.length === 0) throw new DeadlockError(this.wait_for());
-      if (this.steps >= steps_max) throw new LockBug(`execution exceeded ${steps_max} steps`);
-      this.step(pick(r));
+    this.in_run = true;
+    try {
+      while (!this.finished()) {
+        const r = this.runnable();
+        if (r.length === 0) throw new DeadlockError(this.wait_for());
+        if (this.steps >= steps_max) throw new LockBug(`execution exceeded ${steps_max} steps`);
+        this.step(pick(r));
+      }
+    } finally {
+      this.in_run = false;
     }
   }
 }
