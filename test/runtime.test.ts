@@ -243,3 +243,49 @@ describe("runtime: waits and simulated time", () => {
     expect(e.now_ns).toBeGreaterThanOrEqual(4000);
   });
 });
+
+describe("runtime: a solo thread inside run()", () => {
+  it("runtime: skips scheduler round trips but keeps lock ownership, recursion checks and lockdep", () => {
+    const e = new Execution({ choose: () => 0 });
+    const a = e.new_lock("A");
+    const b = e.new_lock("B");
+    const owners: number[] = [];
+    e.spawn("T", function* (rt) {
+      yield* rt.spin_lock(a);
+      owners.push(a.owner);
+      yield* rt.access(OP_READ, 0, "x");
+      yield* rt.spin_lock(b);
+      yield* rt.spin_unlock(b);
+      yield* rt.spin_unlock(a);
+      owners.push(a.owner);
+      // B then A: the inversion of the order recorded above.
+      yield* rt.spin_lock(b);
+      yield* rt.spin_lock(a);
+    });
+    expect(() => e.run((r) => r[0], 100)).toThrow(LockdepError);
+    expect(owners).toEqual([0, -1]);
+    // Without the announcements a solo run needs far fewer scheduler steps
+    // than the same thread run with a trace.
+    const steps = (trace: boolean) => {
+      const x = new Execution({ choose: () => 0, record_trace: trace });
+      const l = x.new_lock("L");
+      x.spawn("T", function* (rt) {
+        for (let i = 0; i < 10; i++) {
+          yield* rt.spin_lock(l);
+          yield* rt.access(OP_WRITE, 0, "x");
+          yield* rt.spin_unlock(l);
+        }
+      });
+      x.run((r) => r[0], 1000);
+      return x.steps;
+    };
+    expect(steps(false)).toBeLessThan(steps(true));
+    const r = new Execution({ choose: () => 0 });
+    const l = r.new_lock("L");
+    r.spawn("T", function* (rt) {
+      yield* rt.spin_lock(l);
+      yield* rt.spin_lock(l);
+    });
+    expect(() => r.run((x) => x[0], 100)).toThrow(/recursive locking/);
+  });
+});
