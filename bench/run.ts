@@ -10,12 +10,18 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { balloon_benchmarks } from "./balloon.ts";
 import { buddy_benchmarks } from "./buddy.ts";
 import { compaction_benchmarks } from "./compaction.ts";
 import { scenario_benchmarks } from "./scenario.ts";
 import type { Benchmark, Metrics } from "./types.ts";
 
-const all: Benchmark[] = [...buddy_benchmarks, ...compaction_benchmarks, ...scenario_benchmarks];
+const all: Benchmark[] = [
+  ...buddy_benchmarks,
+  ...compaction_benchmarks,
+  ...balloon_benchmarks,
+  ...scenario_benchmarks,
+];
 const filter = process.argv[2] ?? "";
 const out = join(dirname(fileURLToPath(import.meta.url)), "results", "latest.json");
 

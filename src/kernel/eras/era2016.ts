@@ -21,9 +21,10 @@ import {
   PageIsolated,
   type Pfn,
   PG_isolated,
+  PGTY_balloon,
   SetPageFlag,
 } from "../page.ts";
-import type { MovableEra } from "./era.ts";
+import type { BalloonEra, MovableEra } from "./era.ts";
 
 export const era2016: MovableEra = {
   name: "2016",
@@ -48,4 +49,23 @@ export const era2016: MovableEra = {
     ClearPageFlag(mem, pfn, PG_isolated);
   },
   uses_page_lock: true,
+};
+
+/**
+ * The balloon half of the 2016 era (mm/balloon_compaction.c v4.8-v5.19):
+ * PageBalloon page type, the device in page->private, __SetPageMovable with
+ * the balloon's mapping; each device has its own pages_lock; enqueue and
+ * dequeue trylock the page under pages_lock (which is allowed against the
+ * order page lock -> pages_lock only because it is a trylock);
+ * virtballoon_migratepage deletes the old, isolated page without pages_lock
+ * (it is on no list, and the page lock is held).
+ */
+export const balloon_era2016: BalloonEra = {
+  name: "2016",
+  device_lookup: "private",
+  page_type: PGTY_balloon,
+  uses_page_lock: true,
+  global_pages_lock: false,
+  delete_under_pages_lock: false,
+  isolate_checks_device: false,
 };

@@ -1,0 +1,55 @@
+/**
+ * Helpers for the balloon tests: a small ballooned guest and the invariants
+ * of the balloon, the driver and the host (every step / quiescent points).
+ */
+import { expect } from "vitest";
+import { check_balloon_safety } from "../src/host/host.ts";
+import { type BalloonGuest, boot_balloon_guest } from "../src/host/rig.ts";
+import { balloon_pages_owned, verify_balloon_dev_info } from "../src/kernel/balloon_compaction.ts";
+import { verify_machine } from "../src/kernel/debug_vm.ts";
+import type { BalloonEra } from "../src/kernel/eras/era.ts";
+import { balloon_era2016 } from "../src/kernel/eras/era2016.ts";
+import { balloon_era2022 } from "../src/kernel/eras/era2022.ts";
+import { balloon_era2026 } from "../src/kernel/eras/era2026.ts";
+import { VIRTIO_BALLOON_F_MUST_TELL_HOST } from "../src/kernel/virtio_balloon.ts";
+
+export const MiB = 1024 ** 2;
+export const F = (...bits: number[]) => bits.reduce((a, b) => a | (1 << b), 0);
+
+/** The balloon eras the tests run under. */
+export const ERAS: readonly BalloonEra[] = [balloon_era2016, balloon_era2022, balloon_era2026];
+
+export function small_guest(
+  features = F(VIRTIO_BALLOON_F_MUST_TELL_HOST),
+  mem = 32 * MiB,
+  era: BalloonEra = balloon_era2016,
+) {
+  return boot_balloon_guest({
+    machine: { mem_bytes: mem, nr_cpus: 2, track_content: true },
+    features,
+    latency_ns: 50_000,
+    balloon: { era },
+  });
+}
+
+/** Every invariant of the balloon, the driver and the host that holds at every step. */
+export function check_all(g: BalloonGuest): void {
+  check_balloon_safety(g.hg);
+  const b = g.vb.vb_dev_info;
+  expect(b.nr_listed).toBeGreaterThanOrEqual(0);
+  expect(b.isolated_pages).toBeGreaterThanOrEqual(0);
+}
+
+/** The invariants that hold when nothing is in progress. */
+export function check_quiescent(g: BalloonGuest): void {
+  const { bc, vb, hg, m } = g;
+  const b = vb.vb_dev_info;
+  const listed = verify_balloon_dev_info(bc, b);
+  expect(listed + b.isolated_pages).toBe(vb.num_pages);
+  expect(balloon_pages_owned(bc, b)).toBe(vb.num_pages);
+  expect(hg.ballooned_pages).toBe(vb.num_pages);
+  expect(vb.config_actual).toBe(vb.num_pages);
+  expect(hg.query_balloon().actual).toBe(hg.ram_bytes - vb.num_pages * 4096);
+  check_balloon_safety(hg);
+  verify_machine(m);
+}
