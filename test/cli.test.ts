@@ -135,12 +135,10 @@ describe("pagesim run", () => {
   it("cli: what is not modelled yet is refused with exit 2 and its line", () => {
     const dir = tmp();
     const file = join(dir, "balloon.yaml");
-    writeFileSync(file, "name: b\nballoons:\n  - features: [deflate_on_oom]\n");
+    writeFileSync(file, "name: b\nhost:\n  memory: 16GiB\n");
     const r = pagesim("run", file);
     expect(r.code).toBe(2);
-    expect(r.err).toContain(
-      "balloons: balloon devices are not yet supported: waits for the balloon model (line 2)",
-    );
+    expect(r.err).toContain("host: a host needs a balloon device in the guest (balloons) (line 2)");
     expect(r.out).toBe("");
     const era = pagesim("run", SMALL, "--era", "2012");
     expect(era.code).toBe(2);
