@@ -731,7 +731,9 @@ function name_tracks(w: World): void {
     w.emit({ name: "thread_name", ph: "M", cat: "", ts: 0, pid: 1, tid, args: { name } });
   // Threads beyond the CPUs share CPU 0's track.
   for (let cpu = 0; cpu < w.m.nr_cpus; cpu++) track(cpu, `CPU ${cpu}`);
-  w.balloons.forEach((hg, i) => track(BALLOON_TRACK_BASE + i, `balloon ${hg.name}`));
+  w.balloons.forEach((hg, i) => {
+    track(BALLOON_TRACK_BASE + i, `balloon ${hg.name}`);
+  });
 }
 
 /**
