@@ -261,17 +261,40 @@ describe("pagesim run", () => {
     ).toBe(true);
   });
 
-  it("cli: the default scenario (8 GiB guest) runs and tells its story", () => {
+  it("cli: the default scenario (8 GiB guest) runs with balloon compaction on and off and tells the seeds' story", () => {
     const r = pagesim("run", "--json");
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
     expect(j.scenario).toBe("default");
     expect(j.machine.memory).toBe(8 * 1024 ** 3);
-    expect(j.timeline).toHaveLength(61);
-    // THP faults fall back under pressure, and compact_memory wins 2 MiB blocks back.
-    expect(j.vmstat.thp_fault_fallback).toBeGreaterThan(0);
-    const at = (s: number) => j.timeline[s];
-    expect(at(42).free_2mib_blocks).toBeGreaterThan(2 * at(39).free_2mib_blocks);
-    expect(j.compaction.pages_migrated).toBeGreaterThan(10_000);
-  }, 120_000);
+    expect(j.timeline).toHaveLength(29);
+    // The top level is the first variant; `variants` holds both in full.
+    expect(j.variants.map((v: { variant: string }) => v.variant)).toEqual([
+      "balloon_compaction=on",
+      "balloon_compaction=off",
+    ]);
+    const [on, off] = j.variants;
+    expect(j.digest).toBe(on.digest);
+    expect(on.digest).not.toBe(off.digest);
+    for (const v of j.variants) {
+      // The host took 1 GiB; the balloon sits in the holes the database left.
+      expect(v.vmstat.balloon_inflate).toBe(262_144);
+      expect(v.host.reclaimed_pages).toBe(262_144);
+      expect(v.compact_runs[0].free_2mib_before).toBeLessThan(50);
+      expect(Object.keys(v.buddyinfo)).toEqual(["DMA", "DMA32", "Normal"]);
+    }
+    // On: balloon pages migrate, 2 MiB blocks come back and every late THP fault succeeds.
+    expect(on.vmstat.balloon_migrate).toBeGreaterThan(50_000);
+    expect(off.vmstat.balloon_migrate).toBe(0);
+    expect(on.compact_runs[0].free_2mib_after).toBeGreaterThan(
+      3 * off.compact_runs[0].free_2mib_after,
+    );
+    const late = (v: { timeline: { t_ns: number; vmstat: Record<string, number> }[] }) => {
+      const s = v.timeline.find((x) => x.t_ns === 21e9)!;
+      const e = v.timeline[v.timeline.length - 1];
+      return e.vmstat.thp_fault_alloc - s.vmstat.thp_fault_alloc;
+    };
+    expect(late(on)).toBe(768);
+    expect(late(off)).toBeLessThan(768 / 2);
+  }, 180_000);
 });
