@@ -196,16 +196,16 @@ export function compare_table(
 ): string {
   const rows: [string, (r: ScenarioResult, wall_s: number | null) => string][] = [
     [
-      "free 2 MiB blocks before compaction",
+      "free 2 MiB blocks, before compact",
       (r) => (r.compact_runs[0] ? n(r.compact_runs[0].free_2mib_before) : "-"),
     ],
     [
-      "free 2 MiB blocks after compaction",
+      "free 2 MiB blocks, after compact",
       (r) =>
         r.compact_runs[0] ? n(r.compact_runs[r.compact_runs.length - 1].free_2mib_after) : "-",
     ],
     [
-      "free 2 MiB blocks at the end",
+      "free 2 MiB blocks, at the end",
       (r) => n(r.timeline[r.timeline.length - 1]?.free_2mib_blocks ?? 0),
     ],
     ["balloon pages migrated", (r) => n(r.vmstat.balloon_migrate ?? 0)],
@@ -224,6 +224,7 @@ export function compare_table(
   ];
   const width = Math.max(12, Math.floor((80 - 34) / Math.max(1, runs.length)));
   const cell = (s: string) => s.slice(0, width - 1).padStart(width);
+  // Row labels stay under 34 columns.
   const lines = ["", `${"Side by side".padEnd(34)}${runs.map((x) => cell(x.label)).join("")}`];
   for (const [label, f] of rows)
     lines.push(`${label.padEnd(34)}${runs.map((x) => cell(f(x.r, x.wall_s))).join("")}`);

@@ -801,6 +801,9 @@ export function run_scenario(sc: Scenario, hooks: RunHooks = {}): ScenarioResult
   }
   hooks.progress?.(sc.duration, sc.duration);
   hooks.at_end?.(g0.w.m, g0.w.mm);
+  // The steps taken fold in last: runs that differ only in their locking
+  // (the eras) differ in their digest too.
+  for (const g of guests) g.w.digest.add(g.e.steps);
   const res = result(sc, g0.w, g0.e, t_end, g0.buddyinfo_start, g0.out);
   res.final_proc = hooks.final_proc?.(g0.w.m) ?? {};
   res.host = host_result(
