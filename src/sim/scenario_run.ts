@@ -745,8 +745,17 @@ function name_tracks(w: World): void {
  */
 function run_guests(guests: GuestRun[]): void {
   let now_ns = 0;
-  const done = () => guests.every((g) => g.main.every((id) => g.e.threads[id].done));
-  while (!done()) {
+  // Main threads not finished yet, and which thread ids are main, per guest.
+  let remaining = 0;
+  const main = guests.map((g) => {
+    const is_main = new Uint8Array(g.e.threads.length);
+    for (const id of g.main) {
+      is_main[id] = 1;
+      if (!g.e.threads[id].done) remaining++;
+    }
+    return is_main;
+  });
+  while (remaining > 0) {
     let best_g = -1;
     let best_t = -1;
     let best_ns = Number.POSITIVE_INFINITY;
@@ -754,13 +763,12 @@ function run_guests(guests: GuestRun[]): void {
       const e = guests[gi].e;
       const threads = e.threads;
       for (let i = 0; i < threads.length; i++) {
-        if (!e.enabled(i)) continue;
         const ns = e.ready_ns(i);
-        if (ns < best_ns) {
-          best_ns = ns;
-          best_g = gi;
-          best_t = i;
-        }
+        // The time test first: enabled() may evaluate a wait condition.
+        if (ns >= best_ns || !e.enabled(i)) continue;
+        best_ns = ns;
+        best_g = gi;
+        best_t = i;
       }
     }
     if (best_g < 0) throw new DeadlockError(guests.flatMap((g) => g.e.wait_for()));
@@ -769,6 +777,7 @@ function run_guests(guests: GuestRun[]): void {
     if (th.cond !== null && th.ready_ns < now_ns) th.ready_ns = now_ns;
     e.step(best_t);
     if (e.now_ns > now_ns) now_ns = e.now_ns;
+    if (th.done && main[best_g][best_t]) remaining--;
   }
 }
 
