@@ -31,7 +31,7 @@ import {
 } from "../kernel/procfs.ts";
 import { write_report } from "../report/files.ts";
 import { RunProgress } from "../report/progress.ts";
-import { compare_table, run_header, summary } from "../report/summary.ts";
+import { compare_table, describe_run, run_header, summary } from "../report/summary.ts";
 import { run_scenario, type ScenarioResult, unsupported } from "../sim/scenario_run.ts";
 import {
   BALLOON_COMPACTION_VARIANTS,
@@ -213,7 +213,8 @@ export function run_command(file: string | undefined, opts: RunOptions): void {
     v.apply(vsc);
     const t0 = Date.now();
     const line = `  run ${i + 1} of ${variants.length}: ${v.label}\n`;
-    const r = run_once(vsc, file, opts, opts.json ? null : (i === 0 ? head : "") + line);
+    const first = i === 0 ? `${head}${describe_run(sc.description)}` : "";
+    const r = run_once(vsc, file, opts, opts.json ? null : first + line);
     runs.push({ label: v.label, r, wall_s: (Date.now() - t0) / 1000, sc: vsc });
   }
   if (opts.out !== undefined) {

@@ -231,6 +231,23 @@ export function compare_table(
   return `${lines.join("\n")}\n`;
 }
 
+/** A scenario's description as an indented paragraph of at most 80 columns. */
+export function describe_run(description: string): string {
+  const words = description.split(/\s+/).filter(Boolean);
+  if (!words.length) return "";
+  const out: string[] = [];
+  let line = " ";
+  for (const w of words) {
+    if (line.length + 1 + w.length > 80) {
+      out.push(line);
+      line = " ";
+    }
+    line += ` ${w}`;
+  }
+  out.push(line);
+  return `${out.join("\n")}\n`;
+}
+
 /** Break a line longer than 80 columns at a space, indenting the rest. */
 function wrap80(line: string): string {
   const out: string[] = [];
