@@ -261,6 +261,43 @@ describe("pagesim run", () => {
     ).toBe(true);
   });
 
+  it("cli: --balloon-compaction both runs a scenario twice; --json holds both variants and --out writes both reports", () => {
+    const dir = tmp();
+    const out = join(dir, "report");
+    const file = fileURLToPath(new URL("../examples/balloon_compaction.yaml", import.meta.url));
+    const r = pagesim("run", file, "--balloon-compaction", "both", "--json", "--out", out);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.variants.map((v: { variant: string }) => v.variant)).toEqual([
+      "balloon_compaction=on",
+      "balloon_compaction=off",
+    ]);
+    expect(
+      j.variants.map(
+        (v: { kernel: { balloon_compaction: boolean } }) => v.kernel.balloon_compaction,
+      ),
+    ).toEqual([true, false]);
+    expect(j.vmstat).toEqual(j.variants[0].vmstat);
+    for (const d of [out, join(out, "balloon_compaction_off")]) {
+      expect(readdirSync(d).sort()).toEqual([
+        ...(d === out ? ["balloon_compaction_off"] : []),
+        "metrics.csv",
+        "report.html",
+        "result.json",
+        "samples",
+        "trace.json",
+      ]);
+    }
+    const off = JSON.parse(
+      readFileSync(join(out, "balloon_compaction_off", "result.json"), "utf8"),
+    );
+    expect(off.digest).toBe(j.variants[1].digest);
+    const one = pagesim("run", file, "--balloon-compaction", "off", "--quiet");
+    expect(one.code).toBe(0);
+    expect(one.out).toContain("Balloon balloon0 (balloon compaction off)");
+    expect(one.out).not.toContain("Side by side");
+  });
+
   it("cli: the default scenario (8 GiB guest) runs with balloon compaction on and off and tells the seeds' story", () => {
     const r = pagesim("run", "--json");
     expect(r.code).toBe(0);
