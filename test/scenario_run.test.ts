@@ -124,6 +124,12 @@ workload:
       "host.policy: the auto policy drives one balloon device per guest",
     ]);
     expect(() => run_scenario(sc)).toThrow(/not yet supported/);
+    const many = parse_scenario(
+      "machine: { memory: 64GiB }\nballoons: [{}]\nhost: { memory: 1TiB, guests: 64 }\n",
+    );
+    expect(unsupported(many).map((p) => `${p.path}: ${p.message}`)).toEqual([
+      "host.guests: 64 guests of 64 GiB are more than 2 TiB of guest RAM to simulate",
+    ]);
     const lonely = parse_scenario("host: { memory: 8GiB }\n");
     expect(unsupported(lonely).map((p) => p.message)).toEqual([
       "a host needs a balloon device in the guest (balloons)",

@@ -30,6 +30,7 @@
 import { type Host, type HostGuest, HostSafetyError } from "../host/host.ts";
 import { attach_virtio_balloon, virtio_balloon_threads } from "../host/rig.ts";
 import { BalloonCompaction } from "../kernel/balloon_compaction.ts";
+import { MEM_BYTES_MAX } from "../kernel/boot.ts";
 import type { BalloonEra } from "../kernel/eras/era.ts";
 import { balloon_era2016 } from "../kernel/eras/era2016.ts";
 import { balloon_era2022 } from "../kernel/eras/era2022.ts";
@@ -47,6 +48,7 @@ import {
 import type { Runtime, Step } from "../runtime/runtime.ts";
 import type { Problem } from "../workload/load.ts";
 import type { Scenario } from "../workload/scenario.ts";
+import { format_size } from "../workload/units.ts";
 import type { Sample } from "./sample.ts";
 import type { World } from "./world.ts";
 
@@ -87,6 +89,11 @@ export function balloon_problems(sc: Scenario): Problem[] {
       p(`workload[${i}].size`, "is larger than machine.memory");
   });
   const host = sc.host;
+  if (host && host.guests * mem > MEM_BYTES_MAX)
+    p(
+      "host.guests",
+      `${host.guests} guests of ${format_size(mem)} are more than ${format_size(MEM_BYTES_MAX)} of guest RAM to simulate`,
+    );
   if (host && sc.balloons.length === 0)
     p("host", "a host needs a balloon device in the guest (balloons)");
   if (host?.policy.kind === "static" && host.policy.target > mem)
