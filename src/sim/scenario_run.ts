@@ -32,10 +32,13 @@
  * Eras: 2016, 2022, 2026 run (their balloon protocol, on the 2016
  * movable_ops core); unsupported() refuses the others before anything runs.
  *
- * Determinism: all randomness is one Prng seeded from the scenario's seed
- * (the workload's draws and the scheduler's rt.choose()); the event queue
- * orders ties by insertion. The digest folds every page the workload got or
- * gave back, every event and every sample.
+ * Determinism: all randomness of a guest is one Prng seeded from the
+ * scenario's seed (plus the guest's index; the workload's draws and the
+ * scheduler's rt.choose()); the event queue orders ties by insertion; the
+ * host's policy draws nothing. The digest folds every page the workload got
+ * or gave back, every event, every balloon target, every sample and, last,
+ * the steps taken (so eras that lock differently differ); with several
+ * guests it is folded from each guest's digest.
  */
 
 import { Host } from "../host/host.ts";
