@@ -4,6 +4,11 @@
  * interface and a virtio-balloon device; attach it to a Host; spawn the
  * driver's worker and the host's device thread on an Execution; run the
  * execution in simulated-time order until a condition holds; shut down.
+ * The scenario runner (sim/balloon_sim.ts) builds its own machines and uses
+ * the two pieces underneath: attach_virtio_balloon() (probe a device on a
+ * guest's balloon interface, give the host a view of it) and
+ * virtio_balloon_threads() (the driver's work queue, the host's device
+ * thread, the free page reporting worker).
  *
  * Nothing here is kernel behaviour; it only builds and drives. The model
  * checker can use the same pieces with its own scheduling policy instead of
