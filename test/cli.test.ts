@@ -135,12 +135,10 @@ describe("pagesim run", () => {
   it("cli: what is not modelled yet is refused with exit 2 and its line", () => {
     const dir = tmp();
     const file = join(dir, "balloon.yaml");
-    writeFileSync(file, "name: b\nballoons:\n  - features: [deflate_on_oom]\n");
+    writeFileSync(file, "name: b\nhost:\n  memory: 16GiB\n");
     const r = pagesim("run", file);
     expect(r.code).toBe(2);
-    expect(r.err).toContain(
-      "balloons: balloon devices are not yet supported: waits for the balloon model (line 2)",
-    );
+    expect(r.err).toContain("host: a host needs a balloon device in the guest (balloons) (line 2)");
     expect(r.out).toBe("");
     const era = pagesim("run", SMALL, "--era", "2012");
     expect(era.code).toBe(2);
@@ -263,17 +261,78 @@ describe("pagesim run", () => {
     ).toBe(true);
   });
 
-  it("cli: the default scenario (8 GiB guest) runs and tells its story", () => {
+  it("cli: --balloon-compaction both runs a scenario twice; --json holds both variants and --out writes both reports", () => {
+    const dir = tmp();
+    const out = join(dir, "report");
+    const file = fileURLToPath(new URL("../examples/balloon_compaction.yaml", import.meta.url));
+    const r = pagesim("run", file, "--balloon-compaction", "both", "--json", "--out", out);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.variants.map((v: { variant: string }) => v.variant)).toEqual([
+      "balloon_compaction=on",
+      "balloon_compaction=off",
+    ]);
+    expect(
+      j.variants.map(
+        (v: { kernel: { balloon_compaction: boolean } }) => v.kernel.balloon_compaction,
+      ),
+    ).toEqual([true, false]);
+    expect(j.vmstat).toEqual(j.variants[0].vmstat);
+    for (const d of [out, join(out, "balloon_compaction_off")]) {
+      expect(readdirSync(d).sort()).toEqual([
+        ...(d === out ? ["balloon_compaction_off"] : []),
+        "metrics.csv",
+        "report.html",
+        "result.json",
+        "samples",
+        "trace.json",
+      ]);
+    }
+    const off = JSON.parse(
+      readFileSync(join(out, "balloon_compaction_off", "result.json"), "utf8"),
+    );
+    expect(off.digest).toBe(j.variants[1].digest);
+    const one = pagesim("run", file, "--balloon-compaction", "off", "--quiet");
+    expect(one.code).toBe(0);
+    expect(one.out).toContain("Balloon balloon0 (balloon compaction off)");
+    expect(one.out).not.toContain("Side by side");
+  });
+
+  it("cli: the default scenario (8 GiB guest) runs with balloon compaction on and off and tells the seeds' story", () => {
     const r = pagesim("run", "--json");
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
     expect(j.scenario).toBe("default");
     expect(j.machine.memory).toBe(8 * 1024 ** 3);
-    expect(j.timeline).toHaveLength(61);
-    // THP faults fall back under pressure, and compact_memory wins 2 MiB blocks back.
-    expect(j.vmstat.thp_fault_fallback).toBeGreaterThan(0);
-    const at = (s: number) => j.timeline[s];
-    expect(at(42).free_2mib_blocks).toBeGreaterThan(2 * at(39).free_2mib_blocks);
-    expect(j.compaction.pages_migrated).toBeGreaterThan(10_000);
-  }, 120_000);
+    expect(j.timeline).toHaveLength(29);
+    // The top level is the first variant; `variants` holds both in full.
+    expect(j.variants.map((v: { variant: string }) => v.variant)).toEqual([
+      "balloon_compaction=on",
+      "balloon_compaction=off",
+    ]);
+    const [on, off] = j.variants;
+    expect(j.digest).toBe(on.digest);
+    expect(on.digest).not.toBe(off.digest);
+    for (const v of j.variants) {
+      // The host took 768 MiB; the balloon sits in the holes the database left.
+      expect(v.vmstat.balloon_inflate).toBe(196_608);
+      expect(v.host.reclaimed_pages).toBe(196_608);
+      expect(v.compact_runs[0].free_2mib_before).toBeLessThan(50);
+      expect(Object.keys(v.buddyinfo)).toEqual(["DMA", "DMA32", "Normal"]);
+    }
+    // On: balloon pages migrate, 2 MiB blocks come back and every late THP fault succeeds.
+    expect(on.vmstat.balloon_migrate).toBeGreaterThan(30_000);
+    expect(off.vmstat.balloon_migrate).toBe(0);
+    // Measured: 27 -> 665 blocks on, 27 -> 304 off; late THP faults 512 and 276 of 512.
+    expect(on.compact_runs[0].free_2mib_after).toBeGreaterThan(
+      2 * off.compact_runs[0].free_2mib_after,
+    );
+    const late = (v: { timeline: { t_ns: number; vmstat: Record<string, number> }[] }) => {
+      const s = v.timeline.find((x) => x.t_ns === 21e9)!;
+      const e = v.timeline[v.timeline.length - 1];
+      return e.vmstat.thp_fault_alloc - s.vmstat.thp_fault_alloc;
+    };
+    expect(late(on)).toBe(512);
+    expect(late(off)).toBeLessThan(0.6 * 512);
+  }, 180_000);
 });

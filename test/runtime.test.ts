@@ -242,6 +242,36 @@ describe("runtime: waits and simulated time", () => {
     expect(log[3][0]).toBe("slow");
     expect(e.now_ns).toBeGreaterThanOrEqual(4000);
   });
+
+  it("runtime: on_lock_wait sees a thread blocked on a lock, in simulated time, and changes nothing", () => {
+    const run = (observe: boolean) => {
+      const e = new Execution({ choose: () => 0, step_ns: 10 });
+      const l = e.new_lock("L", "spinlock");
+      const seen: string[] = [];
+      if (observe)
+        e.on_lock_wait = (t, lock, from, to) => seen.push(`${t} ${lock.lock_class} ${from}-${to}`);
+      const order: string[] = [];
+      e.spawn("holder", function* (rt) {
+        yield* rt.spin_lock(l);
+        yield* rt.schedule_timeout(1000);
+        order.push("holder");
+        yield* rt.spin_unlock(l);
+      });
+      e.spawn("waiter", function* (rt) {
+        yield* rt.schedule_timeout(100);
+        yield* rt.spin_lock(l);
+        order.push("waiter");
+        yield* rt.spin_unlock(l);
+      });
+      e.run((r) => e.earliest(r), 1000);
+      return { seen, order, now: e.now_ns, steps: e.steps };
+    };
+    const a = run(true);
+    // The waiter asked at 120 ns and got the lock when the holder let go.
+    expect(a.seen).toEqual(["1 L 120-1030"]);
+    const b = run(false);
+    expect([b.order, b.now, b.steps]).toEqual([a.order, a.now, a.steps]);
+  });
 });
 
 describe("runtime: a solo thread inside run()", () => {

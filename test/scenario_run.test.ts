@@ -105,21 +105,35 @@ workload:
     expect(r.compaction.pages_migrated).toBeGreaterThan(1000);
   });
 
-  it("scenario run: balloons, the host and other eras are refused with their paths", () => {
+  it("scenario run: eras not modelled and balloon setups that cannot run are refused with their paths", () => {
     const sc = parse_scenario(`
-era: "2026"
-balloons: [{ features: [deflate_on_oom] }]
-host: { memory: 32GiB }
+era: "2025"
+machine: { memory: 256MiB }
+host: { memory: 32GiB, policy: { kind: auto } }
+balloons:
+  - { features: [free_page_reporting] }
+  - { features: [free_page_reporting], initial: 1GiB }
 workload:
   - { type: balloon_target, at: 1s, size: 1GiB }
 `);
     expect(unsupported(sc).map((p) => `${p.path}: ${p.message}`)).toEqual([
-      "era: era 2026 is not yet supported (only 2016 is modelled)",
-      "balloons: balloon devices are not yet supported: waits for the balloon model",
-      "host: the host is not yet supported: waits for the balloon model",
-      "workload[0]: balloon_target is not yet supported: waits for the balloon model",
+      "era: era 2025 is not yet supported (modelled: 2016, 2022, 2026)",
+      "balloons[1].initial: is larger than machine.memory",
+      "balloons: free_page_reporting on more than one device (the kernel allows one, -EBUSY)",
+      "workload[0].size: is larger than machine.memory",
+      "host.policy: the auto policy drives one balloon device per guest",
     ]);
     expect(() => run_scenario(sc)).toThrow(/not yet supported/);
+    const many = parse_scenario(
+      "machine: { memory: 64GiB }\nballoons: [{}]\nhost: { memory: 1TiB, guests: 64 }\n",
+    );
+    expect(unsupported(many).map((p) => `${p.path}: ${p.message}`)).toEqual([
+      "host.guests: 64 guests of 64 GiB are more than 2 TiB of guest RAM to simulate",
+    ]);
+    const lonely = parse_scenario("host: { memory: 8GiB }\n");
+    expect(unsupported(lonely).map((p) => p.message)).toEqual([
+      "a host needs a balloon device in the guest (balloons)",
+    ]);
   });
 });
 

@@ -5,6 +5,14 @@
  * print a summary (or one JSON object), optionally writing a report
  * directory (--out).
  *
+ * Variants: without a file (the built-in default), or with
+ * `--balloon-compaction both`, the scenario runs twice, with
+ * CONFIG_BALLOON_COMPACTION on and off, and the output shows both: the
+ * first run's summary and a side-by-side table; in --json the top level is
+ * the first run and `variants` holds both runs in full, each with its
+ * `variant` label; --out DIR writes the first run to DIR and the second to
+ * DIR/balloon_compaction_off.
+ *
  * Exit codes (see main.ts): 2 for a bad scenario or argument, each problem
  * on its own line with its path and line, before anything runs; 1 when the
  * model hits a kernel BUG.
@@ -23,9 +31,13 @@ import {
 } from "../kernel/procfs.ts";
 import { write_report } from "../report/files.ts";
 import { RunProgress } from "../report/progress.ts";
-import { run_header, summary } from "../report/summary.ts";
+import { compare_table, describe_run, run_header, summary } from "../report/summary.ts";
 import { run_scenario, type ScenarioResult, unsupported } from "../sim/scenario_run.ts";
-import { DEFAULT_SCENARIO_YAML } from "../workload/default_scenario.ts";
+import {
+  BALLOON_COMPACTION_VARIANTS,
+  DEFAULT_SCENARIO_YAML,
+  type ScenarioVariant,
+} from "../workload/default_scenario.ts";
 import { parse_source, ScenarioError, type SourceDoc, scenario_from } from "../workload/load.ts";
 import { ERAS, type Era, type Scenario } from "../workload/scenario.ts";
 import { parse_duration, parse_size } from "../workload/units.ts";
@@ -42,6 +54,7 @@ export interface RunOptions {
   layout?: Scenario["machine"]["layout"];
   duration?: number;
   proc: string[];
+  balloonCompaction?: "on" | "off" | "both";
 }
 
 const PROC_FILES: Record<string, [string, (m: Parameters<typeof proc_buddyinfo>[0]) => string]> = {
@@ -117,6 +130,8 @@ export function prepare_scenario(file: string | undefined, opts: RunOptions): Sc
     if (opts.cpus !== undefined) sc.machine.cpus = opts.cpus;
     if (opts.layout !== undefined) sc.machine.layout = opts.layout;
     if (opts.duration !== undefined) sc.duration = opts.duration;
+    if (opts.balloonCompaction === "on") sc.kernel.balloon_compaction = true;
+    if (opts.balloonCompaction === "off") sc.kernel.balloon_compaction = false;
     const problems = unsupported(sc).map((p) => ({
       ...p,
       line: src.line_of(
@@ -134,20 +149,28 @@ export function prepare_scenario(file: string | undefined, opts: RunOptions): Sc
   }
 }
 
-export function run_command(file: string | undefined, opts: RunOptions): void {
-  const sc = prepare_scenario(file, opts);
+/** The runs a command makes: one, or the balloon compaction variants. */
+export function variants_of(file: string | undefined, opts: RunOptions): ScenarioVariant[] | null {
+  const mode = opts.balloonCompaction ?? (file === undefined ? "both" : undefined);
+  return mode === "both" ? [...BALLOON_COMPACTION_VARIANTS] : null;
+}
+
+/** One run of the command, with the progress bar and the header. */
+function run_once(
+  sc: Scenario,
+  file: string | undefined,
+  opts: RunOptions,
+  header: string | null,
+): ScenarioResult {
   const out = process.stdout;
   const show_progress = !opts.quiet && !opts.json && out.isTTY === true;
   const bar = show_progress ? new RunProgress(process.stderr) : null;
-  const t0 = Date.now();
-  let r: ScenarioResult;
   let header_done = false;
   try {
-    r = run_scenario(sc, {
+    return run_scenario(sc, {
       on_boot: () => {
         // Printed once the machine booted, so a bad machine prints nothing.
-        if (!opts.json)
-          out.write(run_header({ ...sc, scenario: sc.name, duration_ns: sc.duration }));
+        if (header !== null) out.write(header);
         header_done = true;
       },
       progress: (t, end) => bar?.update(t, end),
@@ -163,15 +186,55 @@ export function run_command(file: string | undefined, opts: RunOptions): void {
   } finally {
     bar?.done();
   }
-  const wall_s = (Date.now() - t0) / 1000;
-  if (opts.out !== undefined) write_report(opts.out, r, sc);
-  if (opts.json) {
-    out.write(`${JSON.stringify(json_result(r))}\n`);
+}
+
+export function run_command(file: string | undefined, opts: RunOptions): void {
+  const sc = prepare_scenario(file, opts);
+  const out = process.stdout;
+  const variants = variants_of(file, opts);
+  const head = run_header({ ...sc, scenario: sc.name, duration_ns: sc.duration });
+  if (variants === null) {
+    const t0 = Date.now();
+    const r = run_once(sc, file, opts, opts.json ? null : head);
+    const wall_s = (Date.now() - t0) / 1000;
+    if (opts.out !== undefined) write_report(opts.out, r, sc);
+    if (opts.json) {
+      out.write(`${JSON.stringify(json_result(r))}\n`);
+      return;
+    }
+    out.write(summary(r, wall_s));
+    for (const [path, text] of Object.entries(r.final_proc)) out.write(`\n${path}:\n${text}`);
+    if (opts.out !== undefined) out.write(`\nreport written to ${opts.out}/report.html\n`);
     return;
   }
-  out.write(summary(r, wall_s));
-  for (const [path, text] of Object.entries(r.final_proc)) out.write(`\n${path}:\n${text}`);
-  if (opts.out !== undefined) out.write(`\nreport written to ${opts.out}/report.html\n`);
+  const runs: { label: string; r: ScenarioResult; wall_s: number; sc: Scenario }[] = [];
+  for (const [i, v] of variants.entries()) {
+    const vsc = structuredClone(sc);
+    v.apply(vsc);
+    const t0 = Date.now();
+    const line = `  run ${i + 1} of ${variants.length}: ${v.label}\n`;
+    const first = i === 0 ? `${head}${describe_run(sc.description)}` : "";
+    const r = run_once(vsc, file, opts, opts.json ? null : first + line);
+    runs.push({ label: v.label, r, wall_s: (Date.now() - t0) / 1000, sc: vsc });
+  }
+  if (opts.out !== undefined) {
+    runs.forEach((x, i) => {
+      const dir = i === 0 ? opts.out! : `${opts.out}/${x.label.replace("=", "_")}`;
+      write_report(dir, x.r, x.sc);
+    });
+  }
+  if (opts.json) {
+    const all = runs.map((x) => ({ variant: x.label, ...json_result(x.r) }));
+    out.write(`${JSON.stringify({ ...json_result(runs[0].r), variants: all })}\n`);
+    return;
+  }
+  out.write(summary(runs[0].r, runs[0].wall_s));
+  out.write(compare_table(runs.map((x) => ({ label: x.label, r: x.r, wall_s: x.wall_s }))));
+  for (const [path, text] of Object.entries(runs[0].r.final_proc)) out.write(`\n${path}:\n${text}`);
+  if (opts.out !== undefined)
+    out.write(
+      `\nreports written to ${opts.out}/report.html and ${opts.out}/${runs[1].label.replace("=", "_")}/report.html\n`,
+    );
 }
 
 /** The --json object: the result without the bulky parts that --out writes. */
@@ -221,6 +284,12 @@ export function register_run(program: Command): void {
       ]),
     )
     .option("--duration <time>", "simulated time to run (overrides duration)", duration_arg)
+    .addOption(
+      new Option(
+        "--balloon-compaction <mode>",
+        "CONFIG_BALLOON_COMPACTION: on, off, or both (two runs side by side; the default scenario's default)",
+      ).choices(["on", "off", "both"]),
+    )
     .option(
       "--proc <files>",
       `files to print at the end: ${Object.keys(PROC_FILES).join(",")}`,
@@ -230,7 +299,9 @@ export function register_run(program: Command): void {
     .addHelpText(
       "after",
       "\nExamples:\n" +
-        "  pagesim run\n" +
+        "  pagesim run                      # the default, balloon compaction on and off\n" +
+        "  pagesim run --balloon-compaction on --json > default_on.json\n" +
+        "  pagesim run examples/balloon_compaction.yaml --balloon-compaction both\n" +
         "  pagesim run examples/thp_compact_memory.yaml --seed 7 --out out/thp\n" +
         "  pagesim run --mem 1GiB --duration 10s --json > result.json\n" +
         "  pagesim run examples/unmovable_pollution.yaml --proc buddyinfo,pagetypeinfo",

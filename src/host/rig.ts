@@ -4,6 +4,11 @@
  * interface and a virtio-balloon device; attach it to a Host; spawn the
  * driver's worker and the host's device thread on an Execution; run the
  * execution in simulated-time order until a condition holds; shut down.
+ * The scenario runner (sim/balloon_sim.ts) builds its own machines and uses
+ * the two pieces underneath: attach_virtio_balloon() (probe a device on a
+ * guest's balloon interface, give the host a view of it) and
+ * virtio_balloon_threads() (the driver's work queue, the host's device
+ * thread, the free page reporting worker).
  *
  * Nothing here is kernel behaviour; it only builds and drives. The model
  * checker can use the same pieces with its own scheduling policy instead of
@@ -22,6 +27,7 @@ import {
   virtballoon_worker,
 } from "../kernel/virtio_balloon.ts";
 import { DeadlockError, Execution, LockBug } from "../runtime/execution.ts";
+import type { Runtime, Step } from "../runtime/runtime.ts";
 import { Host, type HostGuest, host_device_thread } from "./host.ts";
 
 export interface BalloonGuest {
@@ -54,6 +60,62 @@ export interface BalloonGuestOptions {
   execution?: Execution;
 }
 
+export interface VirtioBalloonAttachOptions {
+  name: string;
+  /** Feature bits the device offers. */
+  features: number;
+  latency_ns?: number;
+  oom_pages?: number;
+}
+
+/**
+ * Probe a virtio-balloon device on a guest's balloon interface and give it
+ * a view on `host` (QEMU's side of the device). Spawns nothing: the
+ * threads come from virtio_balloon_threads().
+ */
+export function attach_virtio_balloon(
+  bc: BalloonCompaction,
+  host: Host,
+  opts: VirtioBalloonAttachOptions,
+): { vb: VirtioBalloon; hg: HostGuest } {
+  const vb = virtballoon_probe(bc, {
+    name: opts.name,
+    device_features: opts.features,
+    oom_pages: opts.oom_pages,
+  });
+  const hg = host.add_guest(vb, { name: opts.name, latency_ns: opts.latency_ns });
+  return { vb, hg };
+}
+
+/**
+ * The threads a virtio-balloon device needs, in spawn order: the driver's
+ * work queue, the host's device thread, and the free page reporting worker
+ * when REPORTING was negotiated.
+ */
+export function virtio_balloon_threads(
+  vb: VirtioBalloon,
+  hg: HostGuest,
+): { name: string; role: "worker" | "device" | "reporting"; body: (rt: Runtime) => Step }[] {
+  const out: {
+    name: string;
+    role: "worker" | "device" | "reporting";
+    body: (rt: Runtime) => Step;
+  }[] = [
+    { name: `${vb.name}:vballoon`, role: "worker", body: (rt) => virtballoon_worker(rt, vb) },
+    { name: `${vb.name}:host`, role: "device", body: (rt) => host_device_thread(rt, hg) },
+  ];
+  const prdev = vb.pr_dev_info;
+  if (prdev) {
+    const m = vb.bc.mm.m;
+    out.push({
+      name: `${vb.name}:page_reporting`,
+      role: "reporting",
+      body: (rt) => page_reporting_worker(rt, m, prdev),
+    });
+  }
+  return out;
+}
+
 /** Boot a guest with a virtio balloon, wired to a host, threads spawned. */
 export function boot_balloon_guest(opts: BalloonGuestOptions): BalloonGuest {
   const m = boot({ layout: "normal", ...opts.machine });
@@ -61,19 +123,22 @@ export function boot_balloon_guest(opts: BalloonGuestOptions): BalloonGuest {
   const mm = new MmState(m, era2016, (c, k) => e.new_lock(c, k));
   const bc = new BalloonCompaction(mm, opts.balloon ?? {});
   const name = opts.name ?? "guest";
-  const vb = virtballoon_probe(bc, {
+  const host = opts.host ?? new Host();
+  const { vb, hg } = attach_virtio_balloon(bc, host, {
     name,
-    device_features: opts.features,
+    features: opts.features,
+    latency_ns: opts.latency_ns,
     oom_pages: opts.oom_pages,
   });
-  const host = opts.host ?? new Host();
-  const hg = host.add_guest(vb, { name, latency_ns: opts.latency_ns });
-  const worker = e.spawn(`${name}:vballoon`, (rt) => virtballoon_worker(rt, vb));
-  const device = e.spawn(`${name}:host`, (rt) => host_device_thread(rt, hg));
-  const prdev = vb.pr_dev_info;
-  const reporting = prdev
-    ? e.spawn(`${name}:page_reporting`, (rt) => page_reporting_worker(rt, m, prdev))
-    : -1;
+  let worker = -1;
+  let device = -1;
+  let reporting = -1;
+  for (const t of virtio_balloon_threads(vb, hg)) {
+    const id = e.spawn(t.name, t.body);
+    if (t.role === "worker") worker = id;
+    else if (t.role === "device") device = id;
+    else reporting = id;
+  }
   return { m, mm, e, bc, vb, hg, host, worker, device, reporting };
 }
 

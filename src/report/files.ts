@@ -2,7 +2,8 @@
  * report/files.ts: the report directory of a run (--out DIR):
  *   result.json          the whole result (as --json, plus the scenario)
  *   metrics.csv          one row per sample: simulated time, free blocks per
- *                        order, free 2 MiB blocks, kernel pages and the
+ *                        order, free 2 MiB blocks, kernel pages, balloon
+ *                        target and size, host-backed pages, and the
  *                        sampled /proc/vmstat counters by kernel name
  *   samples/NNNN/        /proc snapshots at each sample, named as the kernel
  *                        names them: buddyinfo, pagetypeinfo, vmstat (and
@@ -26,6 +27,9 @@ export function metrics_csv(r: ScenarioResult): string {
     ...Array.from({ length: orders }, (_, o) => `free_blocks_order_${o}`),
     "free_2mib_blocks",
     "kernel_pages",
+    "balloon_target_pages",
+    "balloon_pages",
+    "host_backed_pages",
     ...SAMPLED_VMSTAT,
   ];
   const rows = r.timeline.map((s) =>
@@ -34,6 +38,9 @@ export function metrics_csv(r: ScenarioResult): string {
       ...s.free_blocks,
       s.free_2mib_blocks,
       s.kernel_pages,
+      s.balloon_target_pages,
+      s.balloon_pages,
+      s.host_backed_pages,
       ...SAMPLED_VMSTAT.map((k) => s.vmstat[k]),
     ].join(","),
   );

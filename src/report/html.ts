@@ -2,7 +2,8 @@
  * report/html.ts: one self-contained HTML report of a run: charts over
  * simulated time (uPlot, inlined from node_modules with its stylesheet) of
  * free memory by order, memory use, free 2 MiB blocks, THP faults and
- * compaction work, and pictures of physical memory (one cell per pageblock,
+ * compaction work, and with balloons the balloon size (target against
+ * actual, and balloon pages migrated) and host memory per guest, and pictures of physical memory (one cell per pageblock,
  * coloured by what it holds; see sim/sample.ts) at the start, chosen
  * moments and the end. The run's data sits in one JSON script element
  * (id "pagesim-data"); the page draws from it, so the file works offline.
@@ -85,6 +86,49 @@ export function charts(r: ScenarioResult): ChartSpec[] {
         { label: "compact_free_scanned", values: v("compact_free_scanned") },
       ],
     },
+    ...balloon_charts(r),
+  ];
+}
+
+/** Balloon size target against actual, and host memory per guest (runs with balloons). */
+function balloon_charts(r: ScenarioResult): ChartSpec[] {
+  if (!r.balloons.length || !r.host) return [];
+  const tl = r.timeline;
+  const ht = r.host.timeline;
+  // One value per sample of the first guest (the guests sample together).
+  const per_sample = (f: (i: number) => number) => tl.map((_, i) => (i < ht.length ? f(i) : 0));
+  return [
+    {
+      id: "chart-balloon",
+      title: "Balloon size: the host's target and the balloon",
+      unit: "MiB",
+      series: [
+        { label: "target", values: tl.map((s) => s.balloon_target_pages / MiB_PAGES) },
+        { label: "actual", values: tl.map((s) => s.balloon_pages / MiB_PAGES) },
+        {
+          label: "balloon pages migrated (cumulative, MiB)",
+          values: tl.map((s) => s.vmstat.balloon_migrate / MiB_PAGES),
+        },
+      ],
+    },
+    {
+      id: "chart-host",
+      title: "Host memory backing each guest",
+      unit: "MiB",
+      series: [
+        ...r.host.guests.map((g, k) => ({
+          label: g.name,
+          values: per_sample((i) => ht[i].backed_pages[k] / MiB_PAGES),
+        })),
+        ...(r.host.guests.length > 1
+          ? [{ label: "total", values: per_sample((i) => ht[i].total_pages / MiB_PAGES) }]
+          : []),
+        {
+          label: "host memory",
+          values: tl.map(() => (r.host?.memory_bytes ?? 0) / (MiB_PAGES * 4096)),
+        },
+      ],
+    },
   ];
 }
 
@@ -154,6 +198,21 @@ for (const cv of document.querySelectorAll("canvas.memmap")) {
 }
 `;
 
+function balloon_rows(r: ScenarioResult): string {
+  const mib = (pages: number) => `${(pages / MiB_PAGES).toFixed(1)} MiB`;
+  const rows = r.balloons.map(
+    (b) =>
+      `<tr><td>balloon ${esc(b.name)}</td><td>target ${mib(b.target_pages)}, actual ${mib(b.actual_pages)}; ` +
+      `${r.vmstat.balloon_migrate ?? 0} pages migrated (balloon compaction ${r.kernel.balloon_compaction ? "on" : "off"})</td></tr>`,
+  );
+  if (r.host)
+    rows.push(
+      `<tr><td>host</td><td>backs ${mib(r.host.total_backed_pages)} of ${mib(r.host.total_ram_pages)} guest RAM ` +
+        `(${mib(r.host.reclaimed_pages)} reclaimed), peak ${mib(r.host.peak_backed_pages)} of ${esc(format_size(r.host.memory_bytes))}</td></tr>`,
+    );
+  return rows.join("\n");
+}
+
 export function report_html(r: ScenarioResult): string {
   const { js, css } = uplot_assets();
   const cs = charts(r);
@@ -201,7 +260,7 @@ table{border-collapse:collapse} td{padding:2px 10px 2px 0}
 <tr><td>simulated</td><td>${esc(format_duration(r.end_ns))}</td></tr>
 <tr><td>THP success</td><td>${r.thp.success} of ${r.thp.attempts} (${thp})</td></tr>
 <tr><td>compaction</td><td>${r.compaction.runs} run(s), ${r.compaction.pages_migrated} pages migrated, ${r.compaction.migrate_failures} failed</td></tr>
-<tr><td>digest</td><td><code>${esc(r.digest)}</code></td></tr>
+${balloon_rows(r)}<tr><td>digest</td><td><code>${esc(r.digest)}</code></td></tr>
 </table>
 <h2>Over simulated time</h2>
 ${cs.map((c) => `<div class="chart" id="${c.id}"></div>`).join("\n")}

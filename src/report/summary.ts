@@ -2,8 +2,12 @@
  * report/summary.ts: the terminal summary of a scenario run, at most 80
  * columns wide: free memory by order at the start and the end (as
  * /proc/buddyinfo counts it, summed over zones), THP success, compaction
- * work and success, what the workload did, and the digest. Balloon and host
- * rows join when a run has them. Reads only the result.
+ * work and success (each compact_memory run with the free 2 MiB blocks
+ * before and after), balloon devices (target against actual, pages
+ * inflated, deflated and migrated), the host (memory per guest, reclaimed,
+ * peak against host memory), lock waits, what the workload did, and the
+ * digest; and compare_table(), several runs of one scenario side by side
+ * (the default's balloon compaction on and off). Reads only results.
  */
 
 import type { ScenarioResult } from "../sim/scenario_run.ts";
@@ -86,6 +90,15 @@ export function summary(r: ScenarioResult, wall_s: number | null): string {
     `  scanned ${n(c.migrate_scanned)} pages (migrate scanner), ${n(c.free_scanned)} (free scanner); ` +
       `stalls ${n(r.vmstat.compact_stall ?? 0)}`,
   );
+  for (const run of r.compact_runs) {
+    lines.push(
+      `  compact_memory at ${format_duration(run.t_start_ns)}: free 2 MiB blocks ${n(run.free_2mib_before)} -> ` +
+        `${n(run.free_2mib_after)}; ${n(run.pgmigrate_success)} pages migrated, ` +
+        `${n(run.balloon_migrate)} of them balloon pages`,
+    );
+  }
+  lines.push(...balloon_lines(r));
+  lines.push(...lock_lines(r));
   const wl = r.workload;
   lines.push(
     `Workload: ${n(wl.anon_faults)} anon faults (${n(wl.anon_fault_failures)} failed), ${n(wl.anon_freed)} freed; ` +
@@ -103,6 +116,136 @@ export function summary(r: ScenarioResult, wall_s: number | null): string {
       (wall_s !== null ? `; wall ${wall_s.toFixed(1)} s${rate}` : ""),
   );
   return `${lines.map(wrap80).join("\n")}\n`;
+}
+
+const size = (pages: number) => format_size(pages * PAGE);
+
+function balloon_lines(r: ScenarioResult): string[] {
+  const lines: string[] = [];
+  const v = r.vmstat;
+  for (const b of r.balloons) {
+    lines.push(
+      `Balloon ${b.name} (balloon compaction ${r.kernel.balloon_compaction ? "on" : "off"}): ` +
+        `target ${size(b.target_pages)}, actual ${size(b.actual_pages)} ` +
+        `(${n(b.balloon_pages)} pages)` +
+        (b.features.length ? `; features ${b.features.join(", ")}` : ""),
+    );
+  }
+  if (r.balloons.length) {
+    lines.push(
+      `  balloon_inflate ${n(v.balloon_inflate ?? 0)}, balloon_deflate ${n(v.balloon_deflate ?? 0)}, ` +
+        `balloon_migrate ${n(v.balloon_migrate ?? 0)}`,
+    );
+    const extra: string[] = [];
+    for (const b of r.balloons) {
+      if (b.out_of_puff) extra.push(`${b.name} out of puff ${n(b.out_of_puff)} times`);
+      if (b.oom_freed || b.oom_refused)
+        extra.push(
+          `${b.name} deflated ${n(b.oom_freed)} pages on OOM (${n(b.oom_refused)} refused)`,
+        );
+      if (b.reported_pages) extra.push(`${b.name} reported ${size(b.reported_pages)} free`);
+    }
+    if (extra.length) lines.push(`  ${extra.join("; ")}`);
+  }
+  const h = r.host;
+  if (h) {
+    lines.push(
+      `Host: backs ${size(h.total_backed_pages)} of ${size(h.total_ram_pages)} guest RAM ` +
+        `(${size(h.reclaimed_pages)} reclaimed); peak ${size(h.peak_backed_pages)} of ` +
+        `${format_size(h.memory_bytes)} host memory${h.overcommitted ? " (overcommitted)" : ""}; policy ${h.policy}`,
+    );
+    if (h.guests.length > 1) {
+      for (const [i, g] of h.guests.entries()) {
+        const s = r.guests[i];
+        lines.push(
+          `  ${g.name}: backed ${size(g.backed_pages)}, ballooned ${size(g.ballooned_pages)}` +
+            (s
+              ? `; THP ${pct(s.thp.success, s.thp.attempts)}, free 2 MiB blocks ${n(s.free_2mib_end)}`
+              : ""),
+        );
+      }
+    }
+  }
+  return lines;
+}
+
+function lock_lines(r: ScenarioResult): string[] {
+  const top = Object.entries(r.lock_waits)
+    .sort((a, b) => b[1].wait_ns - a[1].wait_ns)
+    .slice(0, 3);
+  if (!top.length) return [];
+  return [
+    `Lock waits: ${top.map(([k, w]) => `${k} ${n(w.count)} (${format_duration(w.wait_ns)})`).join(", ")}`,
+  ];
+}
+
+/** THP faults after the last compact_memory run ended: [succeeded, tried]. */
+export function thp_after_compaction(r: ScenarioResult): [number, number] | null {
+  const last = r.compact_runs[r.compact_runs.length - 1];
+  const s = last && r.timeline.find((x) => x.t_ns >= last.t_end_ns);
+  const end = r.timeline[r.timeline.length - 1];
+  if (!s || !end) return null;
+  const ok = end.vmstat.thp_fault_alloc - s.vmstat.thp_fault_alloc;
+  const failed = end.vmstat.thp_fault_fallback - s.vmstat.thp_fault_fallback;
+  return [ok, ok + failed];
+}
+
+/** Several runs of one scenario side by side (at most three fit 80 columns). */
+export function compare_table(
+  runs: { label: string; r: ScenarioResult; wall_s: number | null }[],
+): string {
+  const rows: [string, (r: ScenarioResult, wall_s: number | null) => string][] = [
+    [
+      "free 2 MiB blocks, before compact",
+      (r) => (r.compact_runs[0] ? n(r.compact_runs[0].free_2mib_before) : "-"),
+    ],
+    [
+      "free 2 MiB blocks, after compact",
+      (r) =>
+        r.compact_runs[0] ? n(r.compact_runs[r.compact_runs.length - 1].free_2mib_after) : "-",
+    ],
+    [
+      "free 2 MiB blocks, at the end",
+      (r) => n(r.timeline[r.timeline.length - 1]?.free_2mib_blocks ?? 0),
+    ],
+    ["balloon pages migrated", (r) => n(r.vmstat.balloon_migrate ?? 0)],
+    ["pgmigrate_success", (r) => n(r.compaction.pages_migrated)],
+    [
+      "THP faults after compaction",
+      (r) => {
+        const t = thp_after_compaction(r);
+        return t ? `${n(t[0])} of ${n(t[1])}` : "-";
+      },
+    ],
+    ["THP success, whole run", (r) => pct(r.thp.success, r.thp.attempts)],
+    ["host memory reclaimed", (r) => (r.host ? size(r.host.reclaimed_pages) : "-")],
+    ["digest", (r) => r.digest],
+    ["wall", (_r, w) => (w === null ? "-" : `${w.toFixed(1)} s`)],
+  ];
+  const width = Math.max(12, Math.floor((80 - 34) / Math.max(1, runs.length)));
+  const cell = (s: string) => s.slice(0, width - 1).padStart(width);
+  // Row labels stay under 34 columns.
+  const lines = ["", `${"Side by side".padEnd(34)}${runs.map((x) => cell(x.label)).join("")}`];
+  for (const [label, f] of rows)
+    lines.push(`${label.padEnd(34)}${runs.map((x) => cell(f(x.r, x.wall_s))).join("")}`);
+  return `${lines.join("\n")}\n`;
+}
+
+/** A scenario's description as an indented paragraph of at most 80 columns. */
+export function describe_run(description: string): string {
+  const words = description.split(/\s+/).filter(Boolean);
+  if (!words.length) return "";
+  const out: string[] = [];
+  let line = " ";
+  for (const w of words) {
+    if (line.length + 1 + w.length > 80) {
+      out.push(line);
+      line = " ";
+    }
+    line += ` ${w}`;
+  }
+  out.push(line);
+  return `${out.join("\n")}\n`;
 }
 
 /** Break a line longer than 80 columns at a space, indenting the rest. */

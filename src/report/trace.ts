@@ -6,8 +6,13 @@
  * counters (pages migrated, scanned), THP fault fallbacks and failed
  * allocations as instant ("i") events, and counters ("C": memory use, free
  * 2 MiB blocks, pages migrated, THP faults) at every sample. Times are
- * microseconds of simulated time. Balloon inflate/deflate batches join
- * when the balloon model does.
+ * microseconds of simulated time. Lock waits are "wait <lock class>"
+ * slices on the waiting CPU's track. With balloons, each device has its own
+ * track ("balloon NAME") with its inflate and deflate batches (the
+ * virtqueue round trip the driver waited for, with the pages in the batch),
+ * and a "balloon" counter (target, size, pages migrated, host-backed pages)
+ * at every sample. Direct compaction stalls do not appear: the model has no
+ * direct compaction yet (the allocator's seam is empty).
  */
 
 import type { ScenarioResult } from "../sim/scenario_run.ts";

@@ -143,6 +143,13 @@ export class Execution implements Runtime {
   steps = 0;
   /** The simulated time of the latest step, in ns. */
   now_ns = 0;
+  /**
+   * Observer of lock waits (reports, traces): called when a thread that
+   * was blocked on `lock` takes it, with the simulated times it waited
+   * from and until. Only observes; scheduling is the same without it.
+   */
+  on_lock_wait: ((thread: number, lock: Lock, from_ns: number, to_ns: number) => void) | null =
+    null;
   private readonly step_ns: number;
   /** Threads spawned and not finished. */
   private live = 0;
@@ -414,8 +421,11 @@ export class Execution implements Runtime {
     this.current = id;
     this.steps++;
     // A thread that was blocked resumes no earlier than the step that woke it.
-    if (t.ready_ns < this.now_ns) t.ready_ns = this.now_ns;
-    else this.now_ns = t.ready_ns;
+    if (t.ready_ns < this.now_ns) {
+      if (this.on_lock_wait !== null && t.op === OP_LOCK && t.lock !== null)
+        this.on_lock_wait(id, t.lock, t.ready_ns, this.now_ns);
+      t.ready_ns = this.now_ns;
+    } else this.now_ns = t.ready_ns;
     t.ready_ns += this.step_ns;
     let r: IteratorResult<void, void>;
     try {

@@ -49,6 +49,9 @@ export const SAMPLED_VMSTAT = [
   "compact_success",
   "pgmigrate_success",
   "pgmigrate_fail",
+  "balloon_inflate",
+  "balloon_deflate",
+  "balloon_migrate",
 ] as const;
 
 export interface Sample {
@@ -60,6 +63,11 @@ export interface Sample {
   free_2mib_blocks: number;
   /** Pages the workload holds as kernel memory (unmovable or reclaimable). */
   kernel_pages: number;
+  /** Balloon target (config num_pages) and balloon size (pages), all devices; 0 without. */
+  balloon_target_pages: number;
+  balloon_pages: number;
+  /** Guest frames the host backs (RAM minus ballooned and reported frames). */
+  host_backed_pages: number;
   vmstat: Record<(typeof SAMPLED_VMSTAT)[number], number>;
 }
 
@@ -72,7 +80,16 @@ export function take_sample(m: Machine, t_ns: number, kernel_pages: number): Sam
   const all = new Map(vmstat_values(m));
   const vmstat = {} as Sample["vmstat"];
   for (const k of SAMPLED_VMSTAT) vmstat[k] = all.get(k) ?? 0;
-  return { t_ns, free_blocks, free_2mib_blocks: big, kernel_pages, vmstat };
+  return {
+    t_ns,
+    free_blocks,
+    free_2mib_blocks: big,
+    kernel_pages,
+    balloon_target_pages: 0,
+    balloon_pages: 0,
+    host_backed_pages: m.ram_pages,
+    vmstat,
+  };
 }
 
 /** /proc files as text at one moment, named as the kernel names them. */

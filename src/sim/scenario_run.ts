@@ -17,18 +17,32 @@
  * A thread's CPU is its id where id < nr_cpus (mm/lru.ts this_cpu()), CPU 0
  * otherwise. Kernel steps cost `step_ns` of simulated time each.
  *
- * Balloons and the host plug in at sim_threads() (one "vballoon" thread per
- * device, running the driver's inflate/deflate work, and one "host" thread
- * applying the policy) and at the `balloon_target` case of run_event(); until
- * the balloon model lands, unsupported() refuses such scenarios before
- * anything runs.
+ * Balloons and the host (sim/balloon_sim.ts): after these, each balloon
+ * device adds its driver's work queue ("NAME:vballoon"), the host's device
+ * thread ("NAME:host") and, with free page reporting, the reporting worker;
+ * the first guest adds the host's policy thread ("host:policy"). A
+ * `balloon_target` event sets a device's target through the host.
+ * Several guests on one host (host.guests > 1) are identical guests, each
+ * in its own Execution (so thread ids, and thus CPUs, are the same in every
+ * guest) with its own Prng (seed + guest index); run_guests() steps the
+ * thread whose next step comes first over all of them. The run ends when
+ * every guest's workload, compaction and sampler threads (and the policy)
+ * are done; balloon threads are left where they are.
+ * The first guest is the result's top level; `guests` summarises each.
+ * Eras: 2016, 2022, 2026 run (their balloon protocol, on the 2016
+ * movable_ops core); unsupported() refuses the others before anything runs.
  *
- * Determinism: all randomness is one Prng seeded from the scenario's seed
- * (the workload's draws and the scheduler's rt.choose()); the event queue
- * orders ties by insertion. The digest folds every page the workload got or
- * gave back, every event and every sample.
+ * Determinism: all randomness of a guest is one Prng seeded from the
+ * scenario's seed (plus the guest's index; the workload's draws and the
+ * scheduler's rt.choose()); the event queue orders ties by insertion; the
+ * host's policy draws nothing. The digest folds every page the workload got
+ * or gave back, every event, every balloon target, every sample and, last,
+ * the steps taken (so eras that lock differently differ); with several
+ * guests it is folded from each guest's digest.
  */
 
+import { Host } from "../host/host.ts";
+import type { BalloonCompaction } from "../kernel/balloon_compaction.ts";
 import { boot } from "../kernel/boot.ts";
 import { compact_nodes } from "../kernel/compaction.ts";
 import { era2016 } from "../kernel/eras/era2016.ts";
@@ -39,17 +53,31 @@ import { setup_per_zone_wmarks } from "../kernel/page_alloc/watermark.ts";
 import { vmstat_values } from "../kernel/procfs.ts";
 import { STAT_INTERVAL_NS, vmstat_update } from "../kernel/vmstat.ts";
 import {
+  BALLOON_MIGRATE,
   COMPACTFREE_SCANNED,
   COMPACTMIGRATE_SCANNED,
   PGMIGRATE_FAIL,
   PGMIGRATE_SUCCESS,
 } from "../kernel/vmstat_items.ts";
-import { Execution } from "../runtime/execution.ts";
+import { DeadlockError, Execution } from "../runtime/execution.ts";
 import { Prng } from "../runtime/prng.ts";
 import type { Runtime, Step } from "../runtime/runtime.ts";
 import type { Problem } from "../workload/load.ts";
 import type { EventItem, GeneratorItem, Scenario } from "../workload/scenario.ts";
 import { format_duration } from "../workload/units.ts";
+import {
+  attach_balloons,
+  BALLOON_TRACK_BASE,
+  type BalloonResult,
+  balloon_problems,
+  balloon_results,
+  balloon_threads,
+  type HostResult,
+  host_policy_thread,
+  host_result,
+  sample_balloons,
+} from "./balloon_sim.ts";
+import { Digest } from "./digest.ts";
 import { draw } from "./dist.ts";
 import {
   type MemoryMap,
@@ -61,6 +89,7 @@ import {
 } from "./sample.ts";
 import {
   alloc_anon,
+  type CompactRun,
   cache_grow,
   cache_shrink,
   free_anon,
@@ -125,28 +154,35 @@ export interface ScenarioResult {
   trace_dropped: number;
   /** The files hooks.final_proc asked for, by path. */
   final_proc: Record<string, string>;
+  /** Each compact_memory run (start, end, free 2 MiB blocks before and after). */
+  compact_runs: CompactRun[];
+  /** Lock waits by lock class: how many, and simulated ns spent waiting. */
+  lock_waits: Record<string, { count: number; wait_ns: number }>;
+  /** The first guest's balloon devices at the end ([] without). */
+  balloons: BalloonResult[];
+  /** Host memory per guest and in total (null without balloons). */
+  host: HostResult | null;
+  /** One summary per guest when the host runs several ([] otherwise). */
+  guests: GuestSummary[];
 }
 
-/** What the runner cannot do yet: problems for `pagesim run` to print (exit 2). */
+/** A guest of a several-guest run, in brief. */
+export interface GuestSummary {
+  name: string;
+  seed: number;
+  digest: string;
+  thp: ScenarioResult["thp"];
+  pages_migrated: number;
+  balloon_migrate: number;
+  fault_failures: number;
+  free_2mib_start: number;
+  free_2mib_end: number;
+  balloons: BalloonResult[];
+}
+
+/** What the runner cannot do yet or refuses: problems for `pagesim run` to print (exit 2). */
 export function unsupported(sc: Scenario): Problem[] {
-  const out: Problem[] = [];
-  const soon = "not yet supported: waits for the balloon model";
-  if (sc.era !== "2016") {
-    out.push({
-      path: "era",
-      message: `era ${sc.era} is not yet supported (only 2016 is modelled)`,
-      line: 0,
-    });
-  }
-  if (sc.balloons.length)
-    out.push({ path: "balloons", message: `balloon devices are ${soon}`, line: 0 });
-  if (sc.host) out.push({ path: "host", message: `the host is ${soon}`, line: 0 });
-  sc.workload.forEach((w, i) => {
-    if (w.type === "balloon_target") {
-      out.push({ path: `workload[${i}]`, message: `balloon_target is ${soon}`, line: 0 });
-    }
-  });
-  return out;
+  return balloon_problems(sc);
 }
 
 /** A time-ordered queue of workload actions; ties keep insertion order. */
@@ -243,9 +279,13 @@ function* run_event(rt: Runtime, w: World, ev: EventItem): Step {
     case "sysctl":
       set_tunable(w.m, ev.name, ev.value);
       return;
-    case "balloon_target":
-      // Wired in with the balloon model: the host sets the device's target.
-      throw new Error("balloon_target: not yet supported");
+    case "balloon_target": {
+      // The host's control (QEMU's `balloon`), which raises the config interrupt.
+      const pages = Math.floor(ev.size / PAGE_SIZE);
+      w.digest.add(pages);
+      w.balloons[ev.device].set_target_pages(pages);
+      return;
+    }
   }
 }
 
@@ -405,9 +445,19 @@ function compact_thread(w: World): SimThread {
           ev[PGMIGRATE_FAIL],
           ev[COMPACTMIGRATE_SCANNED],
           ev[COMPACTFREE_SCANNED],
+          ev[BALLOON_MIGRATE],
         ];
+        const blocks_before = free_2mib_blocks(w.m);
         yield* compact_nodes(rt, w.mm);
         w.compaction_runs++;
+        w.compact_log.push({
+          t_start_ns: t0,
+          t_end_ns: rt.now(),
+          free_2mib_before: blocks_before,
+          free_2mib_after: free_2mib_blocks(w.m),
+          pgmigrate_success: ev[PGMIGRATE_SUCCESS] - before[0],
+          balloon_migrate: ev[BALLOON_MIGRATE] - before[4],
+        });
         w.digest.add(ev[PGMIGRATE_SUCCESS] - before[0]);
         w.emit({
           name: "compact_memory",
@@ -422,11 +472,20 @@ function compact_thread(w: World): SimThread {
             pgmigrate_fail: ev[PGMIGRATE_FAIL] - before[1],
             compact_migrate_scanned: ev[COMPACTMIGRATE_SCANNED] - before[2],
             compact_free_scanned: ev[COMPACTFREE_SCANNED] - before[3],
+            balloon_migrate: ev[BALLOON_MIGRATE] - before[4],
           },
         });
       }
     },
   };
+}
+
+/** Free 2 MiB blocks now (an order-10 block counts as two). */
+function free_2mib_blocks(m: Machine): number {
+  let n = 0;
+  for (const z of m.populated)
+    for (let o = 9; o < z.nr_free.length; o++) n += z.nr_free[o] << (o - 9);
+  return n;
 }
 
 /** Samples, /proc snapshots, memory pictures and the vmstat work, on a timer. */
@@ -476,8 +535,10 @@ function sample_now(
   hooks: RunHooks,
 ): void {
   const s = take_sample(w.m, t, w.counts.kernel_pages);
+  sample_balloons(w, s);
   w.digest.add(s.vmstat.nr_free_pages);
   w.digest.add(s.free_2mib_blocks);
+  w.digest.add(s.balloon_pages);
   out.timeline.push(s);
   if (hooks.proc_snapshots) out.procs.push(take_proc_snapshot(w.m, t));
   w.emit({
@@ -527,6 +588,21 @@ function sample_now(
       thp_fault_fallback: s.vmstat.thp_fault_fallback,
     },
   });
+  if (w.balloons.length === 0) return;
+  w.emit({
+    name: "balloon",
+    cat: "counters",
+    ph: "C",
+    ts: t / 1000,
+    pid: 1,
+    tid: 0,
+    args: {
+      balloon_target_pages: s.balloon_target_pages,
+      balloon_pages: s.balloon_pages,
+      balloon_migrate: s.vmstat.balloon_migrate,
+      host_backed_pages: s.host_backed_pages,
+    },
+  });
 }
 
 /** Moments for pictures of memory between start and end: the scenario's, or the quarters. */
@@ -539,9 +615,9 @@ function picture_times(sc: Scenario, end_ns: number): number[] {
 }
 
 /**
- * The threads of a run, in spawn order (thread id = position = CPU where
- * it exists). A balloon device adds its driver thread here, and a host its
- * policy thread.
+ * The threads of a guest, in spawn order (thread id = position = CPU where
+ * it exists): the scenario's three, then each balloon device's (driver
+ * work queue, host device thread, page reporting worker).
  */
 export function sim_threads(
   w: World,
@@ -550,21 +626,20 @@ export function sim_threads(
   out: { timeline: Sample[]; procs: ProcSnapshot[]; maps: MemoryMap[] },
   hooks: RunHooks,
 ): SimThread[] {
-  return [workload_thread(w, q, end_ns), compact_thread(w), sampler_thread(w, end_ns, out, hooks)];
+  return [
+    workload_thread(w, q, end_ns),
+    compact_thread(w),
+    sampler_thread(w, end_ns, out, hooks),
+    ...balloon_threads(w),
+  ];
 }
 
 function buddy(m: Machine): ZoneBuddy[] {
   return m.populated.map((z) => ({ zone: z.name, free: Array.from(z.nr_free) }));
 }
 
-/**
- * Run a scenario to its end. Throws KernelBug (and the runtime's
- * LockBug/DeadlockError) when the model breaks; call unsupported() first.
- */
-export function run_scenario(sc: Scenario, hooks: RunHooks = {}): ScenarioResult {
-  const problems = unsupported(sc);
-  if (problems.length) throw new Error(problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
-  const m = boot({
+function boot_machine(sc: Scenario): Machine {
+  return boot({
     mem_bytes: sc.machine.memory,
     nr_cpus: sc.machine.cpus,
     layout: sc.machine.layout,
@@ -580,11 +655,41 @@ export function run_scenario(sc: Scenario, hooks: RunHooks = {}): ScenarioResult
       transparent_hugepage: sc.kernel.transparent_hugepage,
     },
   });
-  hooks.on_boot?.();
-  const prng = new Prng(sc.seed);
+}
+
+/** One guest of a run: its world, its execution and what it records. */
+interface GuestRun {
+  w: World;
+  e: Execution;
+  bc: BalloonCompaction | null;
+  out: { timeline: Sample[]; procs: ProcSnapshot[]; maps: MemoryMap[] };
+  buddyinfo_start: ZoneBuddy[];
+  /** Threads that must finish for the run to end. */
+  main: number[];
+}
+
+/** Guest k's seed: the scenario's for the first guest, then seed + k. */
+function guest_seed(seed: number, k: number): number {
+  return k === 0 ? seed : (seed + k) % Number.MAX_SAFE_INTEGER;
+}
+
+/** Boot guest k, attach its balloons to `host`, queue its workload, spawn its threads. */
+function start_guest(
+  sc: Scenario,
+  k: number,
+  n_guests: number,
+  m: Machine,
+  host: Host,
+  hooks: RunHooks,
+): GuestRun {
+  const prng = new Prng(guest_seed(sc.seed, k));
   const e = new Execution({ choose: (n) => prng.below(n), step_ns: sc.step_ns, lockdep: false });
-  const mm = new MmState(m, era2016, (c, k) => e.new_lock(c, k));
-  const w = new World(sc, m, mm, e, prng, hooks.trace ?? false);
+  const mm = new MmState(m, era2016, (c, kind) => e.new_lock(c, kind));
+  const w = new World(sc, m, mm, e, prng, k === 0 && (hooks.trace ?? false));
+  w.guest_name = n_guests > 1 ? `guest${k}` : "guest";
+  const bc = attach_balloons(sc, mm, host, w, w.guest_name);
+  e.on_lock_wait = (thread, lock, from_ns, to_ns) =>
+    lock_wait(w, thread, lock.lock_class, from_ns, to_ns);
   const end_ns = sc.duration;
   const q = new EventQueue();
   for (const item of sc.workload) {
@@ -595,31 +700,159 @@ export function run_scenario(sc: Scenario, hooks: RunHooks = {}): ScenarioResult
   }
   const out = { timeline: [] as Sample[], procs: [] as ProcSnapshot[], maps: [] as MemoryMap[] };
   const buddyinfo_start = buddy(m);
-  sample_now(w, 0, out, hooks);
+  const h = k === 0 ? hooks : {};
+  sample_now(w, 0, out, h);
   out.maps.push(memory_map(m, 0, "start", w.thp_block));
-  const threads = sim_threads(w, q, end_ns, out, hooks);
+  const threads = sim_threads(w, q, end_ns, out, h);
   for (const t of threads) e.spawn(t.name, t.body);
-  // One track per simulated CPU; threads beyond the CPUs share CPU 0's.
-  for (let cpu = 0; cpu < m.nr_cpus; cpu++) {
-    w.emit({
-      name: "thread_name",
-      ph: "M",
-      cat: "",
-      ts: 0,
-      pid: 1,
-      tid: cpu,
-      args: { name: `CPU ${cpu}` },
-    });
+  return { w, e, bc, out, buddyinfo_start, main: [0, 1, 2] };
+}
+
+/** A lock wait: counted by class, and a slice on the waiting CPU's track. */
+function lock_wait(w: World, thread: number, lock_class: string, from_ns: number, to_ns: number) {
+  let lw = w.lock_waits[lock_class];
+  if (!lw) {
+    lw = { count: 0, wait_ns: 0 };
+    w.lock_waits[lock_class] = lw;
   }
-  e.run((r) => e.earliest(r), Number.MAX_SAFE_INTEGER);
-  const t_end = Math.max(end_ns, e.now_ns);
-  sample_now(w, t_end, out, hooks);
-  out.maps.push(memory_map(m, t_end, "end", w.thp_block));
-  hooks.progress?.(end_ns, end_ns);
-  hooks.at_end?.(m, mm);
-  const res = result(sc, w, e, t_end, buddyinfo_start, out);
-  res.final_proc = hooks.final_proc?.(m) ?? {};
+  lw.count++;
+  lw.wait_ns += to_ns - from_ns;
+  w.emit({
+    name: `wait ${lock_class}`,
+    cat: "lock",
+    ph: "X",
+    ts: from_ns / 1000,
+    dur: (to_ns - from_ns) / 1000,
+    pid: 1,
+    tid: cpu_of(w, thread),
+  });
+}
+
+/** Trace metadata: one track per simulated CPU, one per balloon device. */
+function name_tracks(w: World): void {
+  const track = (tid: number, name: string) =>
+    w.emit({ name: "thread_name", ph: "M", cat: "", ts: 0, pid: 1, tid, args: { name } });
+  // Threads beyond the CPUs share CPU 0's track.
+  for (let cpu = 0; cpu < w.m.nr_cpus; cpu++) track(cpu, `CPU ${cpu}`);
+  w.balloons.forEach((hg, i) => {
+    track(BALLOON_TRACK_BASE + i, `balloon ${hg.name}`);
+  });
+}
+
+/**
+ * Step the guests' executions in simulated-time order until every guest's
+ * main threads are done: always the thread, over all guests, whose next
+ * step comes first (ties to the first guest, then the lowest id). A thread
+ * woken from wait_event() by another guest's step (the host's policy)
+ * resumes no earlier than that step.
+ */
+function run_guests(guests: GuestRun[]): void {
+  let now_ns = 0;
+  // Main threads not finished yet, and which thread ids are main, per guest.
+  let remaining = 0;
+  const main = guests.map((g) => {
+    const is_main = new Uint8Array(g.e.threads.length);
+    for (const id of g.main) {
+      is_main[id] = 1;
+      if (!g.e.threads[id].done) remaining++;
+    }
+    return is_main;
+  });
+  while (remaining > 0) {
+    let best_g = -1;
+    let best_t = -1;
+    let best_ns = Number.POSITIVE_INFINITY;
+    for (let gi = 0; gi < guests.length; gi++) {
+      const e = guests[gi].e;
+      const threads = e.threads;
+      for (let i = 0; i < threads.length; i++) {
+        const ns = e.ready_ns(i);
+        // The time test first: enabled() may evaluate a wait condition.
+        if (ns >= best_ns || !e.enabled(i)) continue;
+        best_ns = ns;
+        best_g = gi;
+        best_t = i;
+      }
+    }
+    if (best_g < 0) throw new DeadlockError(guests.flatMap((g) => g.e.wait_for()));
+    const e = guests[best_g].e;
+    const th = e.threads[best_t];
+    if (th.cond !== null && th.ready_ns < now_ns) th.ready_ns = now_ns;
+    e.step(best_t);
+    if (e.now_ns > now_ns) now_ns = e.now_ns;
+    if (th.done && main[best_g][best_t]) remaining--;
+  }
+}
+
+/**
+ * Run a scenario to its end. Throws KernelBug (and the runtime's
+ * LockBug/DeadlockError) when the model breaks; call unsupported() first.
+ */
+export function run_scenario(sc: Scenario, hooks: RunHooks = {}): ScenarioResult {
+  const problems = unsupported(sc);
+  if (problems.length) throw new Error(problems.map((p) => `${p.path}: ${p.message}`).join("\n"));
+  const n_guests = sc.host?.guests ?? 1;
+  const machines: Machine[] = [];
+  for (let k = 0; k < n_guests; k++) machines.push(boot_machine(sc));
+  hooks.on_boot?.();
+  const host = new Host();
+  const guests: GuestRun[] = machines.map((m, k) => start_guest(sc, k, n_guests, m, host, hooks));
+  const g0 = guests[0];
+  const worlds = guests.map((g) => g.w);
+  if (sc.host) {
+    const t = host_policy_thread(worlds, sc.host.policy, sc.duration);
+    g0.main.push(g0.e.spawn(t.name, t.body));
+  }
+  name_tracks(g0.w);
+  run_guests(guests);
+  let t_end = sc.duration;
+  for (const g of guests) t_end = Math.max(t_end, g.e.now_ns);
+  for (const [k, g] of guests.entries()) {
+    sample_now(g.w, t_end, g.out, k === 0 ? hooks : {});
+    g.out.maps.push(memory_map(g.w.m, t_end, "end", g.w.thp_block));
+  }
+  hooks.progress?.(sc.duration, sc.duration);
+  hooks.at_end?.(g0.w.m, g0.w.mm);
+  // The steps taken fold in last: runs that differ only in their locking
+  // (the eras) differ in their digest too.
+  for (const g of guests) g.w.digest.add(g.e.steps);
+  const res = result(sc, g0.w, g0.e, t_end, g0.buddyinfo_start, g0.out);
+  res.final_proc = hooks.final_proc?.(g0.w.m) ?? {};
+  res.host = host_result(
+    sc,
+    worlds,
+    guests.map((g) => g.out.timeline),
+  );
+  if (n_guests > 1) {
+    res.guests = guests.map((g, k) => guest_summary(sc, g, k));
+    const d = new Digest();
+    for (const s of res.guests) d.add(Number.parseInt(s.digest, 16));
+    res.digest = d.hex();
+    res.steps = guests.reduce((a, g) => a + g.e.steps, 0);
+  }
   return res;
+}
+
+function guest_summary(sc: Scenario, g: GuestRun, k: number): GuestSummary {
+  const w = g.w;
+  const c = w.counts;
+  const tl = g.out.timeline;
+  return {
+    name: w.guest_name,
+    seed: guest_seed(sc.seed, k),
+    digest: w.digest.hex(),
+    thp: {
+      attempts: c.thp_attempts,
+      success: c.thp_success,
+      success_rate: c.thp_attempts ? c.thp_success / c.thp_attempts : 0,
+    },
+    pages_migrated: w.m.vm_events[PGMIGRATE_SUCCESS],
+    balloon_migrate: w.m.vm_events[BALLOON_MIGRATE],
+    fault_failures: c.anon_fault_failures + c.cache_add_failures + c.kernel_alloc_failures,
+    free_2mib_start: tl[0]?.free_2mib_blocks ?? 0,
+    free_2mib_end: tl[tl.length - 1]?.free_2mib_blocks ?? 0,
+    balloons: balloon_results(sc, w),
+  };
 }
 
 function result(
@@ -669,5 +902,10 @@ function result(
     trace: w.trace ?? [],
     trace_dropped: w.trace_dropped,
     final_proc: {},
+    compact_runs: w.compact_log,
+    lock_waits: w.lock_waits,
+    balloons: balloon_results(sc, w),
+    host: null,
+    guests: [],
   };
 }

@@ -171,6 +171,8 @@ export const SWEEP_COLUMNS = [
   "free_mib_end",
   "pgmigrate_success",
   "compact_runs",
+  "balloon_migrate",
+  "host_reclaimed_mib",
   "fault_failures",
   "digest",
 ] as const;
@@ -190,6 +192,8 @@ export function sweep_row(p: GridPoint, r: ScenarioResult): SweepRow {
   row.free_mib_end = Math.round((r.vmstat.nr_free_pages ?? 0) / 256);
   row.pgmigrate_success = r.compaction.pages_migrated;
   row.compact_runs = r.compaction.runs;
+  row.balloon_migrate = r.vmstat.balloon_migrate ?? 0;
+  row.host_reclaimed_mib = r.host ? Math.round(r.host.reclaimed_pages / 256) : 0;
   row.fault_failures =
     r.workload.anon_fault_failures +
     r.workload.cache_add_failures +

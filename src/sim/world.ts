@@ -20,6 +20,7 @@
  * all workload faults happen on the workload thread's CPU.
  */
 
+import type { Host, HostGuest } from "../host/host.ts";
 import {
   __GFP_COMP,
   __GFP_KSWAPD_RECLAIM,
@@ -92,6 +93,16 @@ export interface WorkloadCounts {
   processes_exited: number;
 }
 
+/** One compact_memory run, for the summary's story. */
+export interface CompactRun {
+  t_start_ns: number;
+  t_end_ns: number;
+  free_2mib_before: number;
+  free_2mib_after: number;
+  pgmigrate_success: number;
+  balloon_migrate: number;
+}
+
 export type TraceEvent = {
   name: string;
   cat: string;
@@ -139,6 +150,16 @@ export class World {
   compact_requests = 0;
   /** The workload thread has finished: helper threads may exit. */
   done = false;
+  /** The guest's name ("guest", or "guest0".. when the host runs several). */
+  guest_name = "guest";
+  /** This guest's balloon devices as the host sees them, in scenario order. */
+  readonly balloons: HostGuest[] = [];
+  /** The host the guest runs on (null without balloons). */
+  host: Host | null = null;
+  /** Each compact_memory run: when, and the free 2 MiB blocks before and after. */
+  readonly compact_log: CompactRun[] = [];
+  /** Lock waits by lock class (count and simulated ns), from Execution.on_lock_wait. */
+  readonly lock_waits: Record<string, { count: number; wait_ns: number }> = {};
 
   constructor(
     readonly sc: Scenario,

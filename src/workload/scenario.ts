@@ -13,8 +13,10 @@
  * the scenario's seeded PRNG by the simulator.
  *
  * Validation only checks what a file says. What the simulator cannot run
- * yet (balloons, the host, eras other than 2016) is refused by the runner
- * (sim/scenario_run.ts: unsupported()) before anything runs.
+ * (eras 2012 and 2025, a host without a balloon device, the auto policy
+ * without stats_vq, a balloon larger than the guest, ...) is refused by the
+ * runner (sim/balloon_sim.ts: balloon_problems(), through
+ * sim/scenario_run.ts: unsupported()) before anything runs.
  */
 
 import { z } from "zod";
