@@ -319,3 +319,33 @@ describe("runtime: a solo thread inside run()", () => {
     expect(() => r.run((x) => x[0], 100)).toThrow(/recursive locking/);
   });
 });
+
+describe("runtime: wait_event_timeout", () => {
+  it("runtime: a timed wait times out at its deadline, or wakes when the condition comes true first", () => {
+    for (const set_at of [200, 2000]) {
+      const e = new Execution({ choose: () => 0, step_ns: 1 });
+      let flag = false;
+      let woke_at = -1;
+      let got: boolean | null = null;
+      e.spawn("waiter", function* (rt) {
+        got = yield* rt.wait_event_timeout(0, "flag", () => flag, 500);
+        woke_at = rt.now();
+      });
+      e.spawn("setter", function* (rt) {
+        yield* rt.schedule_timeout(set_at);
+        yield* rt.access(OP_WRITE, 0, "flag");
+        flag = true;
+      });
+      e.run((r) => e.earliest(r), 100);
+      if (set_at < 500) {
+        expect(got).toBe(true);
+        expect(woke_at).toBeGreaterThanOrEqual(set_at);
+        expect(woke_at).toBeLessThan(500);
+      } else {
+        expect(got).toBe(false);
+        expect(woke_at).toBeGreaterThanOrEqual(500);
+        expect(woke_at).toBeLessThan(set_at);
+      }
+    }
+  });
+});

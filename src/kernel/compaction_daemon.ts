@@ -244,17 +244,25 @@ function* kcompactd_wait(rt: Runtime, kd: Kcompactd, timeout_ns: number): StepOf
   kd.sleep_deadline_ns = kd.clock ? start + timeout_ns : Number.POSITIVE_INFINITY;
   pgdat.kcompactd_sleeping = true;
   pgdat.kcompactd_woken = false;
+  const woken = () => pgdat.kcompactd_woken || kd.should_stop;
   for (let steps = 0; ; steps++) {
     assert(steps < kd.sleep_steps_max, "kcompactd_wait: sleep bounded by sleep_steps_max");
-    if (pgdat.kcompactd_woken || kd.should_stop) {
+    if (woken()) {
       kd.wakeups++;
       break;
     }
-    if (kd.clock && kd.clock() - start >= timeout_ns) {
+    const elapsed = kd.clock ? kd.clock() - start : 0;
+    if (kd.clock && elapsed >= timeout_ns) {
       kd.timeouts++;
       break;
     }
-    yield* rt.cond_resched();
+    // Sleep until woken or until the rest of the timeout has passed on the
+    // runtime's clock; a timeout that fires early by kd.clock's reckoning
+    // (a checker may fire it at any point) is a spurious wakeup: look again.
+    const left = kd.clock ? timeout_ns - elapsed : Number.POSITIVE_INFINITY;
+    if (left === Number.POSITIVE_INFINITY)
+      yield* rt.wait_event(pgdat.node_id, "kcompactd_wait", woken);
+    else yield* rt.wait_event_timeout(pgdat.node_id, "kcompactd_wait", woken, left);
   }
   pgdat.kcompactd_sleeping = false;
   pgdat.kcompactd_woken = false;

@@ -163,6 +163,17 @@ export class InlineRuntime implements Runtime {
     return NO_STEP;
   }
 
+  /** An inline run cannot sleep: the wait times out at once. */
+  // biome-ignore lint/correctness/useYield: nothing to announce inline
+  *wait_event_timeout(
+    _obj: number,
+    _field: string,
+    cond: () => boolean,
+    _timeout_ns: number,
+  ): StepOf<boolean> {
+    return cond();
+  }
+
   /** Simulated time stands still inside one step. */
   schedule_timeout(_ns: number): Step {
     return NO_STEP;

@@ -16,6 +16,10 @@
  *    come before the class taken, and reports an inversion (a cycle in that
  *    order) the first time one appears, even if this run did not deadlock;
  *  - a thread in wait_event() is runnable only once its condition holds;
+ *    one in wait_event_timeout() is always runnable (its timeout may fire),
+ *    and its next step comes at its deadline unless the condition holds
+ *    earlier: the simulator wakes it exactly then, the checker lets the
+ *    timeout fire at any point;
  *  - time: every thread has a virtual clock in ns. A step costs
  *    `step_ns` (0 by default, as in the checker, where time does not
  *    exist) and schedule_timeout(ns) puts the thread's next step ns later.
@@ -95,6 +99,8 @@ class Thread {
   lock: Lock | null = null;
   /** The condition of an announced wait_event(). */
   cond: (() => boolean) | null = null;
+  /** The deadline of an announced wait_event_timeout() (Infinity: none). */
+  wait_until = Number.POSITIVE_INFINITY;
   /** Simulated time at which the announced step may run. */
   ready_ns: number;
   readonly held: Lock[] = [];
@@ -202,6 +208,7 @@ export class Execution implements Runtime {
     t.field = field;
     t.lock = lock;
     t.cond = null;
+    t.wait_until = Number.POSITIVE_INFINITY;
   }
 
   spin_lock(lock: Lock): Step {
@@ -285,9 +292,27 @@ export class Execution implements Runtime {
 
   *wait_event(obj: number, field: string, cond: () => boolean): Step {
     this.announce(OP_WAIT, obj, field, null);
-    this.threads[this.current].cond = cond;
+    const t = this.threads[this.current];
+    t.cond = cond;
+    t.wait_until = Number.POSITIVE_INFINITY;
     yield;
     if (!cond()) throw new LockBug(`wait_event on ${field}: resumed with its condition false`);
+  }
+
+  *wait_event_timeout(
+    obj: number,
+    field: string,
+    cond: () => boolean,
+    timeout_ns: number,
+  ): StepOf<boolean> {
+    if (!(timeout_ns >= 0)) throw new LockBug(`wait_event_timeout(${timeout_ns}): negative`);
+    if (cond()) return true;
+    this.announce(OP_WAIT, obj, field, null);
+    const t = this.threads[this.current];
+    t.cond = cond;
+    t.wait_until = t.ready_ns + timeout_ns;
+    yield;
+    return cond();
   }
 
   *schedule_timeout(ns: number): Step {
@@ -375,8 +400,15 @@ export class Execution implements Runtime {
     const t = this.threads[id];
     if (t.done) return false;
     if (t.op === OP_LOCK && t.lock && t.lock.owner !== -1 && t.lock.owner !== t.id) return false;
-    if (t.cond !== null && !t.cond()) return false;
+    if (t.cond !== null && t.wait_until === Number.POSITIVE_INFINITY && !t.cond()) return false;
     return true;
+  }
+
+  /** When thread `t`'s next step comes: a timed wait not yet satisfied, at its deadline. */
+  private next_ns(t: Thread): number {
+    return t.cond !== null && t.wait_until !== Number.POSITIVE_INFINITY && !t.cond()
+      ? t.wait_until
+      : t.ready_ns;
   }
 
   /**
@@ -385,9 +417,9 @@ export class Execution implements Runtime {
    */
   earliest(runnable: number[]): number {
     let best = runnable[0];
-    let best_ns = this.threads[best].ready_ns;
+    let best_ns = this.next_ns(this.threads[best]);
     for (let i = 1; i < runnable.length; i++) {
-      const ns = this.threads[runnable[i]].ready_ns;
+      const ns = this.next_ns(this.threads[runnable[i]]);
       if (ns < best_ns) {
         best = runnable[i];
         best_ns = ns;
@@ -398,7 +430,7 @@ export class Execution implements Runtime {
 
   /** Simulated time of thread `id`'s next step. */
   ready_ns(id: number): number {
-    return this.threads[id].ready_ns;
+    return this.next_ns(this.threads[id]);
   }
 
   /** Ids of the threads that can step, in id order. */
@@ -420,6 +452,10 @@ export class Execution implements Runtime {
     t.started = true;
     this.current = id;
     this.steps++;
+    // A timed wait whose condition is still false times out at its deadline.
+    if (t.cond !== null && t.wait_until > t.ready_ns && t.wait_until !== Number.POSITIVE_INFINITY) {
+      if (!t.cond()) t.ready_ns = t.wait_until;
+    }
     // A thread that was blocked resumes no earlier than the step that woke it.
     if (t.ready_ns < this.now_ns) {
       if (this.on_lock_wait !== null && t.op === OP_LOCK && t.lock !== null)

@@ -87,6 +87,16 @@ export interface Runtime {
    */
   wait_event(obj: number, field: string, cond: () => boolean): Step;
   /**
+   * wait_event_timeout(): as wait_event(), but give up after `timeout_ns` of
+   * simulated time; returns whether the condition held.
+   */
+  wait_event_timeout(
+    obj: number,
+    field: string,
+    cond: () => boolean,
+    timeout_ns: number,
+  ): StepOf<boolean>;
+  /**
    * schedule_timeout(): sleep for `ns` of simulated time. The simulator's
    * clock moves on; the checker treats it as a preemption point.
    */
