@@ -43,6 +43,20 @@ describe("examples", () => {
     expect(r.compaction.pages_migrated).toBeGreaterThan(50_000);
   });
 
+  it("examples: without compact_memory, kcompactd's proactive compaction gets the THP service its huge pages", () => {
+    const sc = load_scenario(path("thp_proactive.yaml"));
+    const r = run_scenario(sc);
+    // kcompactd did the work: its own scanners moved, and pages migrated.
+    expect(r.vmstat.compact_daemon_migrate_scanned).toBeGreaterThan(10_000);
+    expect(r.vmstat.compact_daemon_free_scanned).toBeGreaterThan(10_000);
+    expect(r.vmstat.pgmigrate_success).toBeGreaterThan(10_000);
+    // The same run without kcompactd: nothing compacts and the service falls back.
+    const off = run_scenario({ ...sc, kernel: { ...sc.kernel, kcompactd: false } });
+    expect(off.vmstat.compact_daemon_migrate_scanned).toBe(0);
+    expect(off.vmstat.pgmigrate_success).toBe(0);
+    expect(r.thp.success_rate).toBeGreaterThan(off.thp.success_rate + 0.3);
+  });
+
   it("examples: page cache churn keeps free memory high but scattered", () => {
     const r = run_scenario(load_scenario(path("page_cache_churn.yaml")));
     const s = at(r, 10_000);

@@ -90,6 +90,13 @@ export function summary(r: ScenarioResult, wall_s: number | null): string {
     `  scanned ${n(c.migrate_scanned)} pages (migrate scanner), ${n(c.free_scanned)} (free scanner); ` +
       `stalls ${n(r.vmstat.compact_stall ?? 0)}`,
   );
+  const daemon = r.vmstat.compact_daemon_migrate_scanned ?? 0;
+  if (daemon > 0 || (r.vmstat.compact_daemon_wake ?? 0) > 0) {
+    lines.push(
+      `  kcompactd: ${n(r.vmstat.compact_daemon_wake ?? 0)} wake-ups, scanned ${n(daemon)} ` +
+        `(migrate), ${n(r.vmstat.compact_daemon_free_scanned ?? 0)} (free)`,
+    );
+  }
   for (const run of r.compact_runs) {
     lines.push(
       `  compact_memory at ${format_duration(run.t_start_ns)}: free 2 MiB blocks ${n(run.free_2mib_before)} -> ` +

@@ -45,6 +45,8 @@ import { Host } from "../host/host.ts";
 import type { BalloonCompaction } from "../kernel/balloon_compaction.ts";
 import { boot } from "../kernel/boot.ts";
 import { compact_nodes } from "../kernel/compaction.ts";
+import { install_kcompactd_wakeup, Kcompactd, kcompactd } from "../kernel/compaction_daemon.ts";
+import { install_direct_compaction } from "../kernel/compaction_direct.ts";
 import { era2016 } from "../kernel/eras/era2016.ts";
 import type { Machine } from "../kernel/machine.ts";
 import { MmState } from "../kernel/mm/state.ts";
@@ -705,6 +707,16 @@ function start_guest(
   out.maps.push(memory_map(m, 0, "start", w.thp_block));
   const threads = sim_threads(w, q, end_ns, out, h);
   for (const t of threads) e.spawn(t.name, t.body);
+  // The kernel's own compaction: direct compaction inside the allocating
+  // thread's step, and kcompactd as a thread of its own that sleeps until
+  // woken or until its proactive timeout (not a main thread: the run ends
+  // without it).
+  if (sc.kernel.direct_compaction) install_direct_compaction(mm, e);
+  if (sc.kernel.kcompactd) {
+    const kd = new Kcompactd(m.pgdat[0], () => e.now_ns);
+    install_kcompactd_wakeup(mm);
+    e.spawn("kcompactd0", (rt) => kcompactd(rt, mm, kd));
+  }
   return { w, e, bc, out, buddyinfo_start, main: [0, 1, 2] };
 }
 

@@ -126,6 +126,10 @@ const Kernel = z.strictObject({
   thp_defrag: choice(["always", "defer", "defer+madvise", "madvise", "never"]).default("madvise"),
   /** CONFIG_BALLOON_COMPACTION: may compaction migrate balloon pages. */
   balloon_compaction: z.boolean().default(true),
+  /** Direct compaction in the allocator's slow path (off: costly requests just fail). */
+  direct_compaction: z.boolean().default(true),
+  /** The per-node kcompactd thread (woken by allocation failures, proactive compaction). */
+  kcompactd: z.boolean().default(true),
 });
 
 const BALLOON_FEATURES = [
