@@ -42,6 +42,11 @@ export class MmState {
    * fixed supply, so they are recycled).
    */
   readonly list_head_pool: number[] = [];
+  /**
+   * Names of era rules switched off (kernel/rules.ts); empty in normal runs.
+   * Set before any thread starts.
+   */
+  readonly dropped_rules = new Set<string>();
 
   constructor(m: Machine, era: MovableEra, new_lock: NewLock) {
     this.m = m;
