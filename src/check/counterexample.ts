@@ -22,10 +22,10 @@
  * steps: [{ step, thread, func, op, obj, field }] }.
  */
 
-import { format_trace_entry } from "../runtime/execution.ts";
-import { OP_NAMES } from "../runtime/runtime.ts";
+import { format_trace_entry, type TraceEntry } from "../runtime/execution.ts";
+import { OP_LOCK, OP_NAMES, OP_TRYLOCK, OP_UNLOCK } from "../runtime/runtime.ts";
 import { type Resolved, Runner, type Violation } from "./runner.ts";
-import type { CheckConfig } from "./world.ts";
+import type { CheckConfig, World } from "./world.ts";
 
 export interface TraceStep {
   step: number;
@@ -212,15 +212,7 @@ export function counterexample(res: Resolved, schedule: number[]): Counterexampl
   if (!p.violation) throw new ReplayError("the schedule does not reach a violation");
   const w = p.runner.w;
   const trace = w.e.trace ?? [];
-  const names = w.e.threads.map((t) => t.name);
-  const steps: TraceStep[] = trace.slice(w.setup_trace).map((e, i) => ({
-    step: i + 1,
-    thread: names[e.thread],
-    func: e.func ?? "",
-    op: OP_NAMES[e.op] ?? `op${e.op}`,
-    obj: e.obj,
-    field: e.field,
-  }));
+  const steps: TraceStep[] = trace.slice(w.setup_trace).map((e, i) => trace_step(w, e, i + 1));
   return {
     config: res.cfg,
     schedule: p.schedule,
@@ -228,6 +220,19 @@ export function counterexample(res: Resolved, schedule: number[]): Counterexampl
     threads: w.ctxs.map((c) => c.name),
     steps,
     context_switches: context_switches(p.threads),
+  };
+}
+
+/** A trace entry for people; a lock is named, not numbered. */
+export function trace_step(w: World, e: TraceEntry, step: number): TraceStep {
+  const lock = e.op === OP_LOCK || e.op === OP_TRYLOCK || e.op === OP_UNLOCK;
+  return {
+    step,
+    thread: w.e.threads[e.thread].name,
+    func: e.func ?? "",
+    op: OP_NAMES[e.op] ?? `op${e.op}`,
+    obj: lock ? -1 : e.obj,
+    field: lock ? w.lock_name(e.obj) : e.field,
   };
 }
 

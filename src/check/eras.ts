@@ -51,7 +51,7 @@ register_check_era({
   era: era2016,
   rules: RULES.filter((r) => r.era === "2016").map((r) => r.name),
   variants: [],
-  standard: { threads: ["compact", "deflate", "inflate"], pages: 1 },
+  standard: { threads: ["compact", "deflate", "inflate"], pages: 2 },
   threads: ["compact", "putback", "deflate", "inflate", "isolate_lru", "free"],
   invariants: [],
 });

@@ -222,6 +222,12 @@ export class World {
     return out as T;
   }
 
+  /** A lock for people: "page lock of pfn 3", or its lockdep class. */
+  lock_name(id: number): string {
+    for (const [pfn, l] of this.mm.page_locks) if (l.id === id) return `page lock of pfn ${pfn}`;
+    return this.e.locks[id]?.lock_class ?? `lock ${id}`;
+  }
+
   /** The worker thread ids, in configuration order. */
   workers(): number[] {
     return this.ctxs.map((c) => c.tid);

@@ -4,6 +4,9 @@
  *   pagesim run [--mem SIZE] [--cpus N] [--layout q35|pc|flat|normal]
  *               [--seed S] [--ops N] [--thp N] [--proc LIST] [--json] [--quiet]
  *
+ *   pagesim check ...   the model checker (cli/check.ts)
+ *   pagesim replay FILE a counterexample trace, step by step (cli/replay.ts)
+ *
  * Exit codes: 0 success, 1 a failure of the model (a kernel BUG), 2 bad
  * arguments or configuration (with a message naming what was wrong).
  */
@@ -12,7 +15,9 @@ import { Command, CommanderError, InvalidArgumentError, Option } from "commander
 import { MachineConfigError } from "../kernel/boot.ts";
 import { KernelBug } from "../kernel/bug.ts";
 import { parse_size } from "../workload/units.ts";
+import { ExitStatus, register_check } from "./check.ts";
 import { UsageError } from "./errors.ts";
+import { register_replay } from "./replay.ts";
 import { type RunOptions, run_default } from "./run.ts";
 
 function int_arg(name: string, min: number, max: number) {
@@ -107,6 +112,8 @@ export function build_program(): Command {
     .action((opts: RunOptions) => {
       run_default(opts);
     });
+  register_check(program);
+  register_replay(program);
   return program;
 }
 
@@ -116,6 +123,7 @@ export function main(argv: string[]): number {
     program.parse(argv, { from: "user" });
     return 0;
   } catch (e) {
+    if (e instanceof ExitStatus) return e.code;
     if (e instanceof CommanderError) {
       if (
         e.code === "commander.helpDisplayed" ||
