@@ -11,10 +11,11 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { buddy_benchmarks } from "./buddy.ts";
+import { check_benchmarks } from "./check.ts";
 import { compaction_benchmarks } from "./compaction.ts";
 import type { Benchmark, Metrics } from "./types.ts";
 
-const all: Benchmark[] = [...buddy_benchmarks, ...compaction_benchmarks];
+const all: Benchmark[] = [...buddy_benchmarks, ...compaction_benchmarks, ...check_benchmarks];
 const filter = process.argv[2] ?? "";
 const out = join(dirname(fileURLToPath(import.meta.url)), "results", "latest.json");
 

@@ -16,7 +16,12 @@
  */
 
 import { era2016 } from "../kernel/eras/era2016.ts";
-import { RULES } from "../kernel/rules.ts";
+import {
+  RULE_DEQUEUE_SKIPS_ISOLATED,
+  RULE_RECHECK_ISOLATED,
+  RULE_RECHECK_MOVABLE,
+  RULES,
+} from "../kernel/rules.ts";
 import { thread_kind } from "./threads.ts";
 import type { CheckEra } from "./world.ts";
 
@@ -51,6 +56,19 @@ register_check_era({
   era: era2016,
   rules: RULES.filter((r) => r.era === "2016").map((r) => r.name),
   variants: [],
+  witnesses: {
+    // Deflate releases and unlinks the page between compaction's lockless
+    // look and its trylock; the driver unlinks it again.
+    [RULE_RECHECK_MOVABLE]: { threads: ["compact", "deflate"], pages: 1, invariant: "kernel-bug" },
+    // Two scanners both see the page not isolated; the second isolates it again.
+    [RULE_RECHECK_ISOLATED]: { threads: ["compact", "compact"], pages: 1, invariant: "kernel-bug" },
+    // Deflate takes back a page compaction has isolated.
+    [RULE_DEQUEUE_SKIPS_ISOLATED]: {
+      threads: ["compact", "deflate"],
+      pages: 1,
+      invariant: "isolated-once",
+    },
+  },
   standard: { threads: ["compact", "deflate", "inflate"], pages: 2 },
   threads: ["compact", "putback", "deflate", "inflate", "isolate_lru", "free"],
   invariants: [],

@@ -62,13 +62,7 @@ export interface Census {
   owners: string | null;
 }
 
-function walk(
-  w: World,
-  c: Census,
-  head: number,
-  place: number,
-  span: (pfn: number) => number,
-): void {
+function walk(w: World, c: Census, head: number, place: number, len: number): void {
   if (c.links) return;
   const mem = w.m.mem;
   const nr = mem.nr_pages;
@@ -85,7 +79,6 @@ function walk(
       c.links = `list at slot ${head} does not come back to its head`;
       return;
     }
-    const len = span(e);
     for (let p = e; p < e + len && p < nr; p++) {
       if (c.place[p] !== PLACE_NONE) {
         c.links = `pfn ${p} is on two lists (places ${c.place[p]} and ${place})`;
@@ -95,6 +88,47 @@ function walk(
     }
     prev = e;
   }
+}
+
+/** The list heads a census walks, with their place and block size (per World). */
+interface Head {
+  head: number;
+  place: number;
+  order: number;
+}
+const heads_of = new WeakMap<World, Head[]>();
+
+function list_heads(w: World): Head[] {
+  let heads = heads_of.get(w);
+  if (heads) return heads;
+  heads = [];
+  // Module constants read once (imported bindings are getters under the transpiler).
+  const nr_orders = NR_PAGE_ORDERS;
+  const nr_mt = MIGRATE_TYPES;
+  const nr_pcp = NR_PCP_LISTS;
+  for (const zone of w.m.populated) {
+    for (let order = 0; order < nr_orders; order++) {
+      for (let mt = 0; mt < nr_mt; mt++)
+        heads.push({ head: zone.free_list(order, mt), place: PLACE_FREE, order });
+    }
+    for (const pcp of zone.per_cpu_pageset) {
+      for (let i = 0; i < nr_pcp; i++) {
+        heads.push({ head: pcp.lists_base + i, place: PLACE_PCP, order: pindex_to_order(w.m, i) });
+      }
+    }
+  }
+  for (const lruvec of w.mm.lruvecs) {
+    for (let lru = 0; lru < NR_LRU_LISTS; lru++)
+      heads.push({ head: lruvec.lists[lru], place: PLACE_LRU, order: 0 });
+  }
+  w.drivers.forEach((d, i) => {
+    heads.push({ head: d.pages, place: PLACE_DRIVER + i, order: 0 });
+  });
+  w.ctxs.forEach((t, i) => {
+    heads.push({ head: t.list, place: PLACE_THREAD + i, order: 0 });
+  });
+  heads_of.set(w, heads);
+  return heads;
 }
 
 /** Where every page is and who owns it. */
@@ -107,41 +141,26 @@ export function census(w: World): Census {
     links: null,
     owners: null,
   };
-  for (const zone of w.m.populated) {
-    for (let order = 0; order < NR_PAGE_ORDERS; order++) {
-      for (let mt = 0; mt < MIGRATE_TYPES; mt++) {
-        walk(w, c, zone.free_list(order, mt), PLACE_FREE, () => 1 << order);
-      }
-    }
-    for (const pcp of zone.per_cpu_pageset) {
-      for (let i = 0; i < NR_PCP_LISTS; i++) {
-        const order = pindex_to_order(w.m, i);
-        walk(w, c, pcp.lists_base + i, PLACE_PCP, () => 1 << order);
-      }
-    }
+  for (const h of list_heads(w)) {
+    if (mem.lru_next[h.head] === h.head && mem.lru_prev[h.head] === h.head) continue;
+    walk(w, c, h.head, h.place, 1 << h.order);
   }
-  for (const lruvec of w.mm.lruvecs) {
-    for (let lru = 0; lru < NR_LRU_LISTS; lru++) walk(w, c, lruvec.lists[lru], PLACE_LRU, () => 1);
+  for (let i = 0; i < w.drivers.length; i++) {
+    const d = w.drivers[i];
+    for (const p of d.slots) own(c, p, i, d.name);
   }
-  w.drivers.forEach((d, i) => {
-    walk(w, c, d.pages, PLACE_DRIVER + i, () => 1);
-  });
-  w.ctxs.forEach((t, i) => {
-    walk(w, c, t.list, PLACE_THREAD + i, () => 1);
-  });
-  const own = (pfn: number, who: number, name: string) => {
-    if (pfn < 0 || c.owners) return;
-    if (c.owner[pfn] !== OWNER_NONE)
-      c.owners = `pfn ${pfn} has two owners (${c.owner[pfn]} and ${name})`;
-    else c.owner[pfn] = who;
-  };
-  w.drivers.forEach((d, i) => {
-    for (const p of d.slots) own(p, i, d.name);
-  });
-  w.processes.forEach((as, i) => {
-    for (const p of as.pages) own(p, OWNER_PROCESS + i, as.name);
-  });
+  for (let i = 0; i < w.processes.length; i++) {
+    const as = w.processes[i];
+    for (const p of as.pages) own(c, p, OWNER_PROCESS + i, as.name);
+  }
   return c;
+}
+
+function own(c: Census, pfn: number, who: number, name: string): void {
+  if (pfn < 0 || c.owners) return;
+  if (c.owner[pfn] !== OWNER_NONE)
+    c.owners = `pfn ${pfn} has two owners (${c.owner[pfn]} and ${name})`;
+  else c.owner[pfn] = who;
 }
 
 // ---- the registry ---------------------------------------------------------------

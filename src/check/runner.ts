@@ -6,19 +6,27 @@
  *
  * Footprints (for partial-order reduction). A step is the announced
  * operation plus the plain code that follows it up to the next
- * announcement. What it read: the announced object and field (a lockless
- * read, an atomic, a wait). What it wrote: found exactly, by comparing the
- * page arrays and list links with a copy taken after the previous step,
- * field by field; lock operations touch their lock (see acquire_key). Two steps are dependent
- * when one writes a location the other reads or writes.
- * Assumption (documented in the README): plain code reads shared state only
- * under a lock it holds, or state its own thread wrote; then steps with
- * disjoint footprints commute. JavaScript-side bookkeeping (a driver's slot
- * table, a process's page table) changes only under a lock or together with
- * a page field (mapcount, private), so the arrays show it. The announced
- * field "pte" is the process page table entry; it is keyed as the page's
- * mapcount, which zap and migration change together with the entry.
- *
+ * announcement. Locations are whole pages (a pfn, or a list head slot) and
+ * locks. What a step reads: the page its announcement names (a lockless
+ * read, a wait). What it writes: the page an atomic or write announcement
+ * names, and every page whose fields or list links changed, found exactly
+ * by comparing the page arrays with a copy taken after the previous step;
+ * lock operations touch their lock (see acquire_key). Two steps are
+ * dependent when one writes a location the other reads or writes.
+ * Why whole pages, not pfn and field: plain code reads fields it never
+ * announces (the scanner announces PG_lru, then reads page->mapping and
+ * PG_isolated; a driver checks PG_isolated before unlinking). With field
+ * keys those reads were invisible and the reduction missed real races
+ * (test/check.test.ts, the POR property); at page granularity a step that
+ * reads a page it announces or writes is ordered against every step that
+ * changes that page.
+ * Assumption (documented in the README): plain code reads a page it neither
+ * announces nor writes only under a lock it holds; then steps with disjoint
+ * footprints commute. JavaScript-side bookkeeping (a driver's slot table, a
+ * process's page table) changes only under a lock or together with a field
+ * of the page (private, mapcount), so the arrays show it. The announced
+ * field "pte" (the process page table entry) names the page it maps.
+
  * Violations: an invariant (invariants.ts, the era's), or an exception from
  * a step: DeadlockError "deadlock", LockdepError "lockdep", LockBug
  * "lock-bug", KernelBug (VM_BUG_ON, list corruption) "kernel-bug",
@@ -54,31 +62,6 @@ export interface Violation {
 export interface Footprint {
   r: number[];
   w: number[];
-}
-
-/**
- * Page fields as footprint keys: pfn * FIELDS + field, the field being the
- * position of its array in tracked() (index is 5, never announced).
- */
-const F_FLAGS = 0;
-const F_REFCOUNT = 1;
-const F_MAPCOUNT = 2;
-const F_TYPE = 3;
-const F_MAPPING = 4;
-const F_PRIVATE = 6;
-const F_LINKS = 7;
-const F_CONTENT = 8;
-const FIELDS = 9;
-
-/** The announced field names the kernel uses, as footprint fields. */
-function field_key(field: string): number {
-  if (field === "refcount") return F_REFCOUNT;
-  if (field === "mapping") return F_MAPPING;
-  if (field === "PageBuddy") return F_TYPE;
-  if (field === "pte" || field === "mapcount") return F_MAPCOUNT;
-  if (field === "private") return F_PRIVATE;
-  if (field.startsWith("PG_") || field.startsWith("Page") || field === "flags") return F_FLAGS;
-  return -1;
 }
 
 /**
@@ -212,8 +195,11 @@ export class Runner {
     this.steps_max = opts.steps_max ?? 20_000;
     this.arrays = tracked(this.w);
     if (opts.footprints) {
+      // List links only up to the last list head in use (the workers' lists come last).
+      const slots = Math.max(...this.w.ctxs.map((c) => c.list)) + 1;
+      this.arrays[7] = this.w.m.mem.lru_next.subarray(0, slots);
       this.copies = this.arrays.map((a) => Int32Array.from(a as ArrayLike<number>));
-      this.prev_copy = Int32Array.from(this.w.m.mem.lru_prev);
+      this.prev_copy = Int32Array.from(this.w.m.mem.lru_prev.subarray(0, slots));
     } else {
       this.copies = null;
       this.prev_copy = null;
@@ -244,31 +230,24 @@ export class Runner {
       fp.w.push(release_key(t.obj));
     } else if (t.op === OP_READ || t.op === OP_WAIT || t.op === OP_ATOMIC || t.op === OP_WRITE) {
       if (t.obj >= 0) {
-        const f = field_key(t.field);
-        const keys =
-          f < 0
-            ? Array.from({ length: FIELDS }, (_, i) => t.obj * FIELDS + i)
-            : [t.obj * FIELDS + f];
-        if (t.op === OP_READ || t.op === OP_WAIT) fp.r.push(...keys);
-        else fp.w.push(...keys);
+        if (t.op === OP_READ || t.op === OP_WAIT) fp.r.push(t.obj);
+        else fp.w.push(t.obj);
       }
     }
     return fp;
   }
 
-  /** Field writes since the last call, and refresh the copies. */
+  /** Pages and list heads written since the last call; refresh the copies. */
   private written(fp: Footprint): void {
     const copies = this.copies;
     if (!copies) return;
     for (let a = 0; a < this.arrays.length; a++) {
       const cur = this.arrays[a];
       const old = copies[a];
-      const field = a === 8 ? F_CONTENT : a === 7 ? F_LINKS : a;
       for (let i = 0; i < old.length; i++) {
         if (cur[i] !== old[i]) {
           old[i] = cur[i];
-          const k = i * FIELDS + field;
-          if (!fp.w.includes(k)) fp.w.push(k);
+          if (!fp.w.includes(i)) fp.w.push(i);
         }
       }
     }
@@ -277,8 +256,7 @@ export class Runner {
     for (let i = 0; i < pc.length; i++) {
       if (prev[i] !== pc[i]) {
         pc[i] = prev[i];
-        const k = i * FIELDS + F_LINKS;
-        if (!fp.w.includes(k)) fp.w.push(k);
+        if (!fp.w.includes(i)) fp.w.push(i);
       }
     }
   }

@@ -23,6 +23,11 @@
  * Thread n of a kind works on slot / page n modulo the configured pages;
  * inflate fills new slots after them.
  *
+ * Rule for bodies: read shared state only after announcing a step that
+ * names it (the explorer sees a step's reads through its announcement
+ * only; see runner.ts). A body's first step (up to its first announcement)
+ * must not read what other threads change.
+ *
  * To add a kind (the balloon's inflate, deflate and host ack): write a
  * ThreadKind (world.ts) whose prepare() creates the device once (keep it in
  * w.ext and push a DriverView on w.drivers so the invariants see it) and
@@ -155,7 +160,10 @@ register_thread_kind({
   body: (w, ctx) =>
     function* (rt) {
       const drv = toy_driver(w);
-      const pfn = drv.slots[ctx.index % w.cfg.pages];
+      const slot = ctx.index % w.cfg.pages;
+      // Announce the look at the driver's page before reading its slot.
+      yield* rt.access(OP_READ, Math.max(drv.slots[slot], 0), "private");
+      const pfn = drv.slots[slot];
       if (pfn < 0 || !(yield* isolate_migratepages_block(rt, w, ctx, pfn))) return;
       if (rt.choose(2) === 0) yield* putback_movable_pages(rt, w.mm, ctx.list);
       else yield* migrate_list(rt, w, ctx);

@@ -19,8 +19,9 @@
  *  - every page lock is created during setup, so lock ids do not depend on
  *    the schedule (the explorer's footprints name locks by id);
  *  - worker threads get ids first_worker.., one per configured thread, in
- *    the configured order; the machine has CPUS CPUs, more than setup
- *    threads plus workers, so each thread frees to its own pcp lists.
+ *    the configured order. The machine has CPUS CPUs; a thread whose id is
+ *    not below it runs on CPU 0 (lru.ts this_cpu), so some threads share
+ *    pcp lists. That only adds dependencies between their steps.
  */
 
 import { boot } from "../kernel/boot.ts";
@@ -38,7 +39,7 @@ export const WORLD_PAGES = 16;
 export const THREADS_MAX = 6;
 export const PAGES_MAX = 4;
 /** CPUs of the checker's machine (see the header). */
-const CPUS = 16;
+const CPUS = 4;
 
 /** What the user asks to check. */
 export interface CheckConfig {
@@ -110,6 +111,13 @@ export interface Variant {
   apply(w: World): void;
 }
 
+/** A configuration that shows what a rule prevents, and the invariant that breaks without it. */
+export interface RuleWitness {
+  readonly threads: string[];
+  readonly pages: number;
+  readonly invariant: string;
+}
+
 /** An era as the checker sees it (registry: eras.ts). */
 export interface CheckEra {
   readonly name: string;
@@ -119,6 +127,12 @@ export interface CheckEra {
   readonly variants: readonly Variant[];
   /** The configuration the tests exhaust and `pagesim check --era E` runs. */
   readonly standard: { threads: string[]; pages: number };
+  /**
+   * For each droppable rule, a configuration in which dropping it breaks an
+   * invariant, and which (tests and benchmarks use these; a rule without a
+   * witness is one the model does not need, say so in its text).
+   */
+  readonly witnesses: Readonly<Record<string, RuleWitness>>;
   /** Thread kinds this era supports (names in the thread registry). */
   readonly threads: readonly string[];
   /** Era-specific invariants (its written rules as whole-state checks). */
