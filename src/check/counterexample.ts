@@ -246,7 +246,7 @@ export function step_text(s: TraceStep): string {
   return s.func ? `${s.func}: ${what}` : what;
 }
 
-const COLUMN = 56;
+const COLUMN = 64;
 
 /** The timeline: one column per thread, one line per step, then the broken invariant. */
 export function format_timeline(cx: Counterexample): string {
