@@ -20,6 +20,7 @@ import { register_thread_kind, toy_driver } from "../src/check/threads.ts";
 import type { CheckConfig } from "../src/check/world.ts";
 import { list_del } from "../src/kernel/list.ts";
 import { put_page } from "../src/kernel/mm/lru.ts";
+import { lock_page, unlock_page } from "../src/kernel/mm/pagemap.ts";
 import { __ClearPageMovable } from "../src/kernel/movable_ops.ts";
 import { OP_ATOMIC, OP_READ } from "../src/runtime/runtime.ts";
 
@@ -53,13 +54,38 @@ register_thread_kind({
       put_page(rt, w.mm, pfn);
     },
 });
+// Takes the driver's pages_lock, then a page lock: the reverse of the order
+// enqueue records (page lock, then pages_lock).
+register_thread_kind({
+  name: "test_inverted",
+  text: "test only: pages_lock, then the page lock",
+  prepare: (w) => void toy_driver(w),
+  body: (w) =>
+    function* (rt) {
+      const drv = toy_driver(w);
+      yield* rt.spin_lock(drv.pages_lock);
+      yield* lock_page(rt, w.mm, drv.slots[0]);
+      yield* unlock_page(rt, w.mm, drv.slots[0]);
+      yield* rt.spin_unlock(drv.pages_lock);
+    },
+});
+// Returns with the page locked.
+register_thread_kind({
+  name: "test_leaks_lock",
+  text: "test only: locks a page and never unlocks it",
+  prepare: (w) => void toy_driver(w),
+  body: (w) =>
+    function* (rt) {
+      yield* lock_page(rt, w.mm, toy_driver(w).slots[0]);
+    },
+});
 const base = check_era("2016")!;
 register_check_era({
   ...base,
   name: "test-2016-nolock",
   rules: [],
   witnesses: {},
-  threads: [...base.threads, "test_deflate_nolock"],
+  threads: [...base.threads, "test_deflate_nolock", "test_inverted", "test_leaks_lock"],
 });
 
 describe("check: exhaustive", () => {
@@ -125,6 +151,24 @@ describe("check: exhaustive", () => {
     );
     const timeline = r.counterexample!.steps.map((s) => s.thread);
     expect(new Set(timeline)).toEqual(new Set(["compact0", "test_deflate_nolock0"]));
+  });
+
+  it("check: a lock-order inversion is reported by lockdep even in a run that does not deadlock", () => {
+    const c: CheckConfig = { ...cfg(["test_inverted"], 1), era: "test-2016-nolock" };
+    const r = run_check(c, { mode: "exhaustive" });
+    expect(r.violation?.invariant).toBe("lockdep");
+    expect(r.violation?.message).toMatch(/takes page lock while holding toy->pages_lock/);
+  });
+
+  it("check: a thread finishing with a page lock held is a lock bug, whatever runs beside it", () => {
+    const alone: CheckConfig = { ...cfg(["test_leaks_lock"], 1), era: "test-2016-nolock" };
+    expect(run_check(alone, { mode: "exhaustive" }).violation?.invariant).toBe("lock-bug");
+    const c: CheckConfig = {
+      ...cfg(["test_leaks_lock", "inflate", "putback"], 1),
+      era: "test-2016-nolock",
+    };
+    const r = run_check(c, { mode: "exhaustive" });
+    expect(r.violation?.invariant).toBe("lock-bug");
   });
 
   it("check: shrinking never lengthens a counterexample and keeps its invariant", () => {
