@@ -90,6 +90,7 @@ describe("pagesim check", () => {
     expect(r.code).toBe(1);
     const j = JSON.parse(r.out);
     expect(j.violation.invariant).toBe("isolated-once");
+    expect(j.invariant).toBe("isolated-once");
     expect(j.complete).toBe(false);
     expect(j.trace.schedule.length).toBeGreaterThan(0);
     expect(j.trace.steps.length).toBe(j.trace.steps.at(-1).step);

@@ -28,6 +28,11 @@ export interface CheckOptions {
   seed?: number;
   /** PCT bug depth (random mode); default 3. */
   depth?: number;
+  /**
+   * Exhaustive mode: executions explored past the first violation, looking
+   * for a shorter one (default 200).
+   */
+  extra_after_violation?: number;
   /** Shrink the counterexample (default on). */
   shrink?: boolean;
 }
@@ -59,6 +64,7 @@ export function run_check(cfg: CheckConfig, opts: CheckOptions): CheckReport {
           por: opts.por ?? true,
           preemption_bound: opts.preemption_bound ?? null,
           max_executions: opts.budget ?? 1_000_000,
+          extra_after_violation: opts.extra_after_violation ?? 200,
         });
   let cx: Counterexample | null = null;
   if (result.schedule) {

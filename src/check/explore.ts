@@ -28,8 +28,11 @@
  * POR the bound is a heuristic, as DPOR's backtracking assumes it may pick
  * freely).
  *
- * The search stops at the first violation (the caller shrinks it), when the
- * execution budget is spent, or when the tree is exhausted (complete).
+ * The search stops at the first violation (or, with extra_after_violation,
+ * that many executions later, keeping the violating schedule with the
+ * fewest steps; the caller shrinks it), when the execution budget is spent,
+ * or when the tree is exhausted (complete: every schedule explored and no
+ * violation).
  */
 
 import {
@@ -49,6 +52,11 @@ export interface ExploreOptions {
   max_executions: number;
   /** Steps of one execution before it counts as a livelock. */
   steps_max?: number;
+  /**
+   * After the first violation, explore up to this many more executions and
+   * keep the violating schedule with the fewest steps (default 0).
+   */
+  extra_after_violation?: number;
 }
 
 export interface SearchResult {
@@ -112,6 +120,8 @@ export function explore(res: Resolved, opts: ExploreOptions): SearchResult {
     schedule: null,
   };
   let cut = false;
+  let best_steps = 0;
+  let extra = opts.extra_after_violation ?? 0;
   for (;;) {
     if (out.executions >= opts.max_executions) return out;
     const run = execute(res, stack, opts);
@@ -120,14 +130,18 @@ export function explore(res: Resolved, opts: ExploreOptions): SearchResult {
     if (run.blocked) out.sleep_blocked++;
     cut ||= run.cut;
     if (run.violation) {
-      out.violation = run.violation;
-      out.schedule = stack.map((n) => n.chosen);
-      return out;
+      if (out.violation === null || run.events.length < best_steps) {
+        out.violation = run.violation;
+        out.schedule = stack.map((n) => n.chosen);
+        best_steps = run.events.length;
+      }
     }
+    if (out.violation !== null && extra-- <= 0) return out;
     if (opts.por) add_races(stack, run.events);
     if (!backtrack(stack, opts, () => (cut = true))) break;
   }
-  out.complete = !cut;
+  // A violation found during the extra executions leaves the search incomplete.
+  out.complete = !cut && out.violation === null;
   return out;
 }
 

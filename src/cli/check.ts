@@ -12,7 +12,8 @@
  * standard configuration is used (either one alone overrides its half).
  * --json prints one object: era, mode, por, executions, sleep_blocked,
  * steps, complete, threads, pages, drop_rules, variant, seed, seconds,
- * violation (null or { invariant, message }), trace (null or the trace
+ * violation (null or { invariant, message }), invariant (null or the
+ * violation's invariant), trace (null or the trace
  * file's content) and trace_file.
  * The wall clock is read here only, to report seconds; the search never
  * sees it.
@@ -197,6 +198,7 @@ function check_command(opts: CheckCliOptions): number {
         seed: opts.mode === "random" ? opts.seed : null,
         seconds,
         violation: cx ? cx.violation : null,
+        invariant: cx ? cx.violation.invariant : null,
         trace,
         trace_file: trace ? opts.trace : null,
       })}\n`,
@@ -211,7 +213,11 @@ function check_command(opts: CheckCliOptions): number {
     `pagesim check: era ${cfg.era}, threads ${cfg.threads.join(",")}, pages ${cfg.pages}, mode ${how}` +
       `${cfg.drop_rules.length ? `, dropped rules ${cfg.drop_rules.join(",")}` : ""}${cfg.variant ? `, variant ${cfg.variant}` : ""}`,
     `explored ${report.executions} executions (${report.sleep_blocked} sleep-blocked), ${report.steps} steps in ${seconds.toFixed(2)} s; ` +
-      (report.complete ? "complete" : "incomplete (budget or bound)"),
+      (report.complete
+        ? "complete"
+        : cx
+          ? "stopped at a violation"
+          : "incomplete (budget or bound)"),
   ];
   if (!cx) {
     out.push("no violation found");
