@@ -7,6 +7,8 @@
  *   check_E_executions               executions to exhaust the standard configuration (DPOR + sleep sets)
  *   check_E_executions_without_por   the same search without POR; capped at NO_POR_CAP executions,
  *                                    in which case the value is a lower bound (unit says so)
+ *   check_E_pair_executions, check_E_pair_executions_without_por   the same two counts on
+ *                                    compact,deflate with 1 page, which plain DFS can finish
  *   check_E_seconds                  wall time of the POR search (best of three)
  *   check_E_executions_per_sec, check_E_steps_per_sec   of that search
  *   check_first_counterexample_seconds_E_R   for each rule R: wall time until the exhaustive
@@ -22,6 +24,8 @@ import type { Benchmark, Metrics } from "./types.ts";
 import { best_of, time_s } from "./types.ts";
 
 const NO_POR_CAP = Number(process.env.PAGESIM_BENCH_NO_POR_CAP ?? 20_000);
+/** Two threads plain DFS can exhaust. */
+const PAIR = ["compact", "deflate"];
 
 function era_metrics(era: string): Metrics {
   const res = resolve(standard_config(era));
@@ -48,6 +52,13 @@ function era_metrics(era: string): Metrics {
       ? "executions"
       : `executions (lower bound: stopped at the cap of ${NO_POR_CAP})`,
   };
+  // A configuration plain DFS can finish, for an exact ratio.
+  const pair = resolve({ ...standard_config(era), threads: PAIR, pages: 1 });
+  const p_por = explore(pair, { por: true, preemption_bound: null, max_executions: 1e9 });
+  const p_dfs = explore(pair, { por: false, preemption_bound: null, max_executions: 1e9 });
+  const unit = `executions (${PAIR.join(",")}, 1 page)`;
+  out[`check_${era}_pair_executions`] = { value: p_por.executions, unit };
+  out[`check_${era}_pair_executions_without_por`] = { value: p_dfs.executions, unit };
   return out;
 }
 

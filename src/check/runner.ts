@@ -147,19 +147,23 @@ export function classify(e: unknown): Violation {
   };
 }
 
-/** The arrays a step may write, as compared after each step. */
+/**
+ * The arrays a step may write, as compared after each step. 32-bit arrays
+ * are viewed as Int32Array (same bits) so the comparison loop sees one type.
+ */
 function tracked(w: World): ArrayLike<number>[] {
   const mem = w.m.mem;
+  const as32 = (a: Uint32Array | Int32Array) => new Int32Array(a.buffer, a.byteOffset, a.length);
   return [
-    mem.flags,
+    as32(mem.flags),
     mem._refcount,
     mem._mapcount,
     mem.page_type,
-    mem.mapping,
-    mem.index,
-    mem.page_private,
+    as32(mem.mapping),
+    as32(mem.index),
+    as32(mem.page_private),
     mem.lru_next,
-    mem.content ?? new Uint32Array(0),
+    as32(mem.content ?? new Uint32Array(0)),
   ];
 }
 
