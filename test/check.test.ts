@@ -133,6 +133,19 @@ describe("check: exhaustive", () => {
     });
   }
 
+  it("check: a counterexample through an rt.choose() decision replays with its choice", () => {
+    const c = cfg(["putback", "deflate"], 1, ["dequeue-skips-isolated"]);
+    const r = run_check(c, { mode: "exhaustive" });
+    expect(r.violation).not.toBeNull();
+    const cx = r.counterexample!;
+    const res = resolve(c);
+    const again = replay_schedule(res, cx.schedule);
+    expect(again.violation).toEqual(cx.violation);
+    // The putback thread made its choice: one decision more than thread steps.
+    expect(again.choices.length).toBe(1);
+    expect(cx.schedule.length).toBe(again.threads.length + 1);
+  });
+
   it("check: the rule witnesses cover every droppable rule", () => {
     expect(Object.keys(base.witnesses).sort()).toEqual([...base.rules].sort());
   });
