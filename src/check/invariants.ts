@@ -229,7 +229,7 @@ register_invariant({
         if (mem._refcount[p] < 1) return `pfn ${p} is isolated with refcount ${mem._refcount[p]}`;
       } else if (pl >= PLACE_DRIVER) {
         const d = w.drivers[pl - PLACE_DRIVER];
-        if (ow !== pl - PLACE_DRIVER && !(d.pages_lock.owner !== -1)) {
+        if (ow !== pl - PLACE_DRIVER && d.pages_lock.owner === -1) {
           return `pfn ${p} is on ${d.name}'s list but ${d.name} does not own it`;
         }
       }
