@@ -10,9 +10,10 @@
  * fresh World reaches the same state, step for step (the model is
  * deterministic: the only variation is the schedule).
  *
- * Shrinking is greedy and keeps the same invariant broken: it tries to pull
- * a thread's next step forward to join its previous run of steps (one
- * context switch fewer) and to drop single steps, replaying each candidate
+ * Shrinking is greedy and keeps the same invariant broken: it tries to swap
+ * two neighbouring runs of one thread's steps, to pull a thread's next step
+ * forward to join its previous run (one context switch fewer) and to drop
+ * single steps, replaying each candidate
  * leniently (a pick that cannot run is replaced by the previous thread or
  * the lowest enabled one), and keeps a candidate when the failure comes
  * with fewer steps, or as many steps and fewer context switches. Bounded by
@@ -183,6 +184,23 @@ export function shrink(res: Resolved, schedule: number[], replays_max = 400): nu
   while (improved && replays < replays_max) {
     improved = false;
     const cur = best.threads;
+    // Whole runs of one thread: swap two neighbouring runs (up to two switches fewer).
+    const runs: number[][] = [];
+    for (const t of cur) {
+      const last = runs[runs.length - 1];
+      if (last && last[0] === t) last.push(t);
+      else runs.push([t]);
+    }
+    for (let i = 0; i + 1 < runs.length && !improved && replays < replays_max; i++) {
+      const swapped = [...runs.slice(0, i), runs[i + 1], runs[i], ...runs.slice(i + 2)].flat();
+      replays++;
+      const p = replay_lenient(res, swapped, best.choices);
+      if (p.violation?.invariant === invariant && better(p)) {
+        best = p;
+        improved = true;
+      }
+    }
+    if (improved) continue;
     for (let k = 1; k < cur.length && replays < replays_max; k++) {
       const candidates: number[][] = [];
       if (cur[k] !== cur[k - 1]) {
