@@ -12,6 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { balloon_benchmarks } from "./balloon.ts";
 import { buddy_benchmarks } from "./buddy.ts";
+import { check_benchmarks } from "./check.ts";
 import { compaction_benchmarks } from "./compaction.ts";
 import { scenario_benchmarks } from "./scenario.ts";
 import type { Benchmark, Metrics } from "./types.ts";
@@ -21,6 +22,7 @@ const all: Benchmark[] = [
   ...compaction_benchmarks,
   ...balloon_benchmarks,
   ...scenario_benchmarks,
+  ...check_benchmarks,
 ];
 const filter = process.argv[2] ?? "";
 const out = join(dirname(fileURLToPath(import.meta.url)), "results", "latest.json");

@@ -33,6 +33,9 @@
  *    control back): the same semantics, a fraction of the cost (a full
  *    compaction run by one thread, say). Locks are still owned and lockdep
  *    still sees every acquisition.
+ *  - labels (record_stack, for the checker's counterexamples and replay):
+ *    each trace entry names the kernel functions that announced the step,
+ *    read from the JavaScript stack at announcement (slow; off by default).
  */
 
 import {
@@ -84,6 +87,8 @@ export interface TraceEntry {
   op: number;
   obj: number;
   field: string;
+  /** The kernel functions that announced the step, innermost last (record_stack only). */
+  func?: string;
 }
 
 class Thread {
@@ -97,6 +102,8 @@ class Thread {
   obj = -1;
   field = "";
   lock: Lock | null = null;
+  /** The kernel functions that announced the step (record_stack only). */
+  func = "";
   /** The condition of an announced wait_event(). */
   cond: (() => boolean) | null = null;
   /** The deadline of an announced wait_event_timeout() (Infinity: none). */
@@ -121,6 +128,12 @@ export interface ExecutionOptions {
   lockdep?: boolean;
   /** Simulated cost of one step in ns (0: no clock, as in the checker). */
   step_ns?: number;
+  /**
+   * Label each trace entry with the kernel functions that announced it
+   * (slow). A function of a stack frame's file path picks the frames that
+   * count; by default those under /kernel/.
+   */
+  record_stack?: boolean | ((path: string) => boolean);
 }
 
 /** An already finished step yielding `value`: `yield*` on it returns at once. */
@@ -169,6 +182,8 @@ export class Execution implements Runtime {
   private in_run = false;
   private readonly choose_fn: (n: number) => number;
   private readonly lockdep_on: boolean;
+  private readonly record_stack: boolean;
+  private readonly stack_filter: (path: string) => boolean;
   /** lockdep: class -> classes taken while it was held. */
   private readonly order = new Map<string, Set<string>>();
 
@@ -178,6 +193,9 @@ export class Execution implements Runtime {
     this.lockdep_on = opts.lockdep ?? true;
     this.step_ns = opts.step_ns ?? 0;
     this.solo_ok = this.trace === null && this.step_ns === 0;
+    this.record_stack = (opts.record_stack ?? false) !== false && this.trace !== null;
+    this.stack_filter =
+      typeof opts.record_stack === "function" ? opts.record_stack : (p) => p.includes("/kernel/");
   }
 
   /** Is the running thread the only live one, with nothing to record? */
@@ -209,6 +227,12 @@ export class Execution implements Runtime {
     t.lock = lock;
     t.cond = null;
     t.wait_until = Number.POSITIVE_INFINITY;
+    if (this.record_stack) {
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 40;
+      t.func = stack_label(new Error().stack ?? "", this.stack_filter);
+      Error.stackTraceLimit = limit;
+    }
   }
 
   spin_lock(lock: Lock): Step {
@@ -448,7 +472,16 @@ export class Execution implements Runtime {
   step(id: number): void {
     const t = this.threads[id];
     if (!this.enabled(id)) throw new LockBug(`step: thread ${t.name} cannot run now`);
-    this.trace?.push({ thread: id, op: t.started ? t.op : OP_RESCHED, obj: t.obj, field: t.field });
+    if (this.trace) {
+      const e: TraceEntry = {
+        thread: id,
+        op: t.started ? t.op : OP_RESCHED,
+        obj: t.obj,
+        field: t.field,
+      };
+      if (this.record_stack) e.func = t.started ? t.func : "start";
+      this.trace.push(e);
+    }
     t.started = true;
     this.current = id;
     this.steps++;
@@ -521,4 +554,22 @@ export function format_trace_entry(e: TraceEntry, names: string[]): string {
   const op = OP_NAMES[e.op] ?? `op${e.op}`;
   const what = e.op === OP_ATOMIC || e.field ? ` ${e.field}${e.obj >= 0 ? `@${e.obj}` : ""}` : "";
   return `${names[e.thread] ?? e.thread} ${op}${what}`;
+}
+
+/**
+ * The kernel functions on a stack captured at an announcement: the two
+ * innermost frames `keep` accepts, as "caller>callee" (runtime frames and
+ * generator plumbing are never kept).
+ */
+function stack_label(stack: string, keep: (path: string) => boolean): string {
+  const names: string[] = [];
+  for (const line of stack.split("\n")) {
+    const m = /^\s*at (?:Generator\.)?([\w$.]+) \((.*)\)$/.exec(line);
+    if (!m || m[2].includes("/runtime/") || !keep(m[2])) continue;
+    const name = m[1].replace(/^.*\./, "");
+    if (name === "next" || name.startsWith("era_") || names.includes(name)) continue;
+    names.push(name);
+    if (names.length === 2) break;
+  }
+  return names.reverse().join(">");
 }

@@ -1,0 +1,93 @@
+/**
+ * bench/check.ts: the model checker on each era's standard configuration
+ * (exhausted with and without partial-order reduction) and on each droppable
+ * rule's witness configuration (time to the first counterexample).
+ *
+ * Metrics, per era E:
+ *   check_E_executions               executions to exhaust the standard configuration (DPOR + sleep sets)
+ *   check_E_executions_without_por   the same search without POR; capped at NO_POR_CAP executions,
+ *                                    in which case the value is a lower bound (unit says so)
+ *   check_E_pair_executions, check_E_pair_executions_without_por   the same two counts on
+ *                                    compact,deflate with 1 page, which plain DFS can finish
+ *   check_E_seconds                  wall time of the POR search (best of three)
+ *   check_E_executions_per_sec, check_E_steps_per_sec   of that search
+ *   check_first_counterexample_seconds_E_R   for each rule R: wall time until the exhaustive
+ *                                    search (POR) of R's witness configuration with R dropped
+ *                                    finds its first violation (before shrinking)
+ */
+
+import { standard_config } from "../src/check/check.ts";
+import { check_eras } from "../src/check/eras.ts";
+import { explore } from "../src/check/explore.ts";
+import { resolve } from "../src/check/runner.ts";
+import type { Benchmark, Metrics } from "./types.ts";
+import { best_of, time_s } from "./types.ts";
+
+const NO_POR_CAP = Number(process.env.PAGESIM_BENCH_NO_POR_CAP ?? 20_000);
+/** Two threads plain DFS can exhaust. */
+const PAIR = ["compact", "deflate"];
+
+function era_metrics(era: string): Metrics {
+  const res = resolve(standard_config(era));
+  const out: Metrics = {};
+  let executions = 0;
+  let steps = 0;
+  const seconds = best_of(3, () =>
+    time_s(() => {
+      const r = explore(res, { por: true, preemption_bound: null, max_executions: 1e9 });
+      if (!r.complete || r.violation)
+        throw new Error(`era ${era}: the standard configuration did not pass`);
+      executions = r.executions;
+      steps = r.steps;
+    }),
+  );
+  out[`check_${era}_executions`] = { value: executions, unit: "executions" };
+  out[`check_${era}_seconds`] = { value: seconds, unit: "s" };
+  out[`check_${era}_executions_per_sec`] = { value: executions / seconds, unit: "executions/s" };
+  out[`check_${era}_steps_per_sec`] = { value: steps / seconds, unit: "steps/s" };
+  const dfs = explore(res, { por: false, preemption_bound: null, max_executions: NO_POR_CAP });
+  out[`check_${era}_executions_without_por`] = {
+    value: dfs.executions,
+    unit: dfs.complete
+      ? "executions"
+      : `executions (lower bound: stopped at the cap of ${NO_POR_CAP})`,
+  };
+  // A configuration plain DFS can finish, for an exact ratio.
+  const pair = resolve({ ...standard_config(era), threads: PAIR, pages: 1 });
+  const p_por = explore(pair, { por: true, preemption_bound: null, max_executions: 1e9 });
+  const p_dfs = explore(pair, { por: false, preemption_bound: null, max_executions: 1e9 });
+  const unit = `executions (${PAIR.join(",")}, 1 page)`;
+  out[`check_${era}_pair_executions`] = { value: p_por.executions, unit };
+  out[`check_${era}_pair_executions_without_por`] = { value: p_dfs.executions, unit };
+  return out;
+}
+
+function rule_metrics(era_name: string): Metrics {
+  const out: Metrics = {};
+  const era = check_eras().find((e) => e.name === era_name)!;
+  for (const rule of era.rules) {
+    const w = era.witnesses[rule];
+    const res = resolve({
+      era: era_name,
+      threads: w.threads,
+      pages: w.pages,
+      drop_rules: [rule],
+      variant: null,
+    });
+    const s = best_of(3, () =>
+      time_s(() => {
+        const r = explore(res, { por: true, preemption_bound: null, max_executions: 1e9 });
+        if (!r.violation) throw new Error(`${era_name}/${rule}: no counterexample`);
+      }),
+    );
+    out[`check_first_counterexample_seconds_${era_name}_${rule}`] = { value: s, unit: "s" };
+  }
+  return out;
+}
+
+export const check_benchmarks: Benchmark[] = check_eras()
+  .filter((e) => !e.name.startsWith("test-"))
+  .map((e) => ({
+    name: `check_${e.name}`,
+    run: (): Metrics => ({ ...era_metrics(e.name), ...rule_metrics(e.name) }),
+  }));
