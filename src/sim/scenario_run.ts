@@ -711,13 +711,42 @@ function start_guest(
   // thread's step, and kcompactd as a thread of its own that sleeps until
   // woken or until its proactive timeout (not a main thread: the run ends
   // without it).
-  if (sc.kernel.direct_compaction) install_direct_compaction(mm, e);
+  if (sc.kernel.direct_compaction) {
+    install_direct_compaction(mm, e);
+    trace_direct_compaction(w);
+  }
   if (sc.kernel.kcompactd) {
     const kd = new Kcompactd(m.pgdat[0], () => e.now_ns);
     install_kcompactd_wakeup(mm);
     e.spawn("kcompactd0", (rt) => kcompactd(rt, mm, kd));
   }
   return { w, e, bc, out, buddyinfo_start, main: [0, 1, 2] };
+}
+
+/**
+ * Direct compaction stalls on the trace: an instant on the allocating CPU's
+ * track per attempt, with its order, priority and result. The run happens
+ * inside the allocating thread's step (see compaction_direct.ts), so it
+ * takes no simulated time of its own.
+ */
+function trace_direct_compaction(w: World): void {
+  const hooks = w.m.hooks;
+  const inner = hooks.direct_compact;
+  if (!inner) return;
+  hooks.direct_compact = (m, cpu, gfp, order, alloc_flags, zoneidx, migratetype, prio) => {
+    const r = inner(m, cpu, gfp, order, alloc_flags, zoneidx, migratetype, prio);
+    w.emit({
+      name: "direct_compaction",
+      cat: "compaction",
+      ph: "i",
+      s: "t",
+      ts: w.e.now_ns / 1000,
+      pid: 1,
+      tid: cpu < m.nr_cpus ? cpu : 0,
+      args: { order, prio, result: r.result, pfn: r.pfn },
+    });
+    return r;
+  };
 }
 
 /** A lock wait: counted by class, and a slice on the waiting CPU's track. */
