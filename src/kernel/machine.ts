@@ -150,13 +150,24 @@ export class Machine {
 
   /** page_zone(): the zone a pfn belongs to, or null for a hole. */
   page_zone(pfn: Pfn): Zone | null {
+    // The zone of the last lookup first: consecutive operations mostly stay
+    // in one zone (the kernel reads the zone from page->flags instead).
+    const last = this.last_zone;
+    if (last !== null && pfn >= last.zone_start_pfn && pfn < last.zone_start_pfn + last.spanned_pages)
+      return last;
     const zones = this.zone_lookup;
     for (let i = 0; i < zones.length; i++) {
       const z = zones[i];
-      if (pfn >= z.zone_start_pfn && pfn < z.zone_start_pfn + z.spanned_pages) return z;
+      if (pfn >= z.zone_start_pfn && pfn < z.zone_start_pfn + z.spanned_pages) {
+        this.last_zone = z;
+        return z;
+      }
     }
     return null;
   }
+
+  /** page_zone()'s one-entry cache. */
+  private last_zone: Zone | null = null;
 
   zone(node_id: number, zone_idx: number): Zone {
     if (!(zone_idx >= 0 && zone_idx < MAX_NR_ZONES))
