@@ -153,7 +153,11 @@ export class Machine {
     // The zone of the last lookup first: consecutive operations mostly stay
     // in one zone (the kernel reads the zone from page->flags instead).
     const last = this.last_zone;
-    if (last !== null && pfn >= last.zone_start_pfn && pfn < last.zone_start_pfn + last.spanned_pages)
+    if (
+      last !== null &&
+      pfn >= last.zone_start_pfn &&
+      pfn < last.zone_start_pfn + last.spanned_pages
+    )
       return last;
     const zones = this.zone_lookup;
     for (let i = 0; i < zones.length; i++) {
