@@ -6,6 +6,9 @@
  *
  * Each command lives in its own file (run.ts, sweep.ts) and registers itself here.
  *
+ *   pagesim check ...   the model checker (cli/check.ts)
+ *   pagesim replay FILE a counterexample trace, step by step (cli/replay.ts)
+ *
  * Exit codes: 0 success, 1 a failure of the model (a kernel BUG), 2 bad
  * arguments or configuration (with a message naming what was wrong).
  */
@@ -13,7 +16,9 @@
 import { Command, CommanderError } from "commander";
 import { MachineConfigError } from "../kernel/boot.ts";
 import { KernelBug } from "../kernel/bug.ts";
+import { ExitStatus, register_check } from "./check.ts";
 import { UsageError } from "./errors.ts";
+import { register_replay } from "./replay.ts";
 import { register_run } from "./run.ts";
 import { register_sweep } from "./sweep.ts";
 
@@ -35,6 +40,8 @@ export function build_program(): Command {
 
   register_run(program);
   register_sweep(program);
+  register_check(program);
+  register_replay(program);
   return program;
 }
 
@@ -44,6 +51,7 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: "user" });
     return 0;
   } catch (e) {
+    if (e instanceof ExitStatus) return e.code;
     if (e instanceof CommanderError) {
       if (
         e.code === "commander.helpDisplayed" ||

@@ -14,6 +14,8 @@
  *  - PG_isolated is set and cleared only here and in migrate.ts, with the
  *    page lock held; an isolated page is on no driver list;
  *  - the driver handle in page->mapping names a registered driver.
+ * Rules (kernel/rules.ts; each can be switched off by name):
+ *   recheck-movable-under-page-lock, recheck-isolated-under-page-lock.
  * Contract checks: a callback whose answer is outside its contract (not a
  * boolean from isolate_page, a positive number from migrate_page, a page
  * still linked on a list after isolate_page said yes) raises MovableOpsError
@@ -30,6 +32,7 @@ import { put_page } from "./mm/lru.ts";
 import { lock_page, trylock_page, unlock_page } from "./mm/pagemap.ts";
 import type { MmState } from "./mm/state.ts";
 import type { Pfn } from "./page.ts";
+import { RULE_RECHECK_ISOLATED, RULE_RECHECK_MOVABLE, rule_holds } from "./rules.ts";
 
 /** isolate_mode_t bits (only what callers pass along). */
 export const ISOLATE_ASYNC_MIGRATE = 0x4;
@@ -128,12 +131,18 @@ export function* isolate_movable_page(
     put_page(rt, mm, pfn);
     return -EBUSY;
   }
+  // The driver as the lockless look saw it; trusted only if the recheck
+  // rule is dropped (kernel/rules.ts).
+  const ops_seen = page_movable_ops(mm, pfn);
   if (!(yield* era_trylock(rt, mm, pfn))) {
     put_page(rt, mm, pfn);
     return -EBUSY;
   }
-  const ops = page_movable_ops(mm, pfn);
-  if (ops === null || mm.era.PageIsolated(mem, pfn)) {
+  // Rechecks under the page lock: the driver may have released the page, or
+  // another CPU isolated it, since the lockless look.
+  const ops = rule_holds(mm, RULE_RECHECK_MOVABLE) ? page_movable_ops(mm, pfn) : ops_seen;
+  const isolated = rule_holds(mm, RULE_RECHECK_ISOLATED) && mm.era.PageIsolated(mem, pfn);
+  if (ops === null || isolated) {
     yield* era_unlock(rt, mm, pfn);
     put_page(rt, mm, pfn);
     return -EBUSY;

@@ -22,6 +22,9 @@
  *    `earliest()` picks the runnable thread whose next step comes first,
  *    which makes run(earliest) a discrete-event simulation; the global
  *    clock `now_ns` never goes backwards.
+ *  - labels (record_stack, for the checker's counterexamples and replay):
+ *    each trace entry names the kernel functions that announced the step,
+ *    read from the JavaScript stack at announcement (slow; off by default).
  */
 
 import {
@@ -73,6 +76,8 @@ export interface TraceEntry {
   op: number;
   obj: number;
   field: string;
+  /** The kernel functions that announced the step, innermost last (record_stack only). */
+  func?: string;
 }
 
 class Thread {
@@ -86,6 +91,8 @@ class Thread {
   obj = -1;
   field = "";
   lock: Lock | null = null;
+  /** The kernel functions that announced the step (record_stack only). */
+  func = "";
   /** The condition of an announced wait_event(). */
   cond: (() => boolean) | null = null;
   /** Simulated time at which the announced step may run. */
@@ -108,6 +115,12 @@ export interface ExecutionOptions {
   lockdep?: boolean;
   /** Simulated cost of one step in ns (0: no clock, as in the checker). */
   step_ns?: number;
+  /**
+   * Label each trace entry with the kernel functions that announced it
+   * (slow). A function of a stack frame's file path picks the frames that
+   * count; by default those under /kernel/.
+   */
+  record_stack?: boolean | ((path: string) => boolean);
 }
 
 export class Execution implements Runtime {
@@ -121,6 +134,8 @@ export class Execution implements Runtime {
   private readonly step_ns: number;
   private readonly choose_fn: (n: number) => number;
   private readonly lockdep_on: boolean;
+  private readonly record_stack: boolean;
+  private readonly stack_filter: (path: string) => boolean;
   /** lockdep: class -> classes taken while it was held. */
   private readonly order = new Map<string, Set<string>>();
 
@@ -129,6 +144,9 @@ export class Execution implements Runtime {
     this.trace = opts.record_trace ? [] : null;
     this.lockdep_on = opts.lockdep ?? true;
     this.step_ns = opts.step_ns ?? 0;
+    this.record_stack = (opts.record_stack ?? false) !== false && this.trace !== null;
+    this.stack_filter =
+      typeof opts.record_stack === "function" ? opts.record_stack : (p) => p.includes("/kernel/");
   }
 
   new_lock(lock_class: string, kind: LockKind = "spinlock"): Lock {
@@ -153,6 +171,12 @@ export class Execution implements Runtime {
     t.field = field;
     t.lock = lock;
     t.cond = null;
+    if (this.record_stack) {
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 40;
+      t.func = stack_label(new Error().stack ?? "", this.stack_filter);
+      Error.stackTraceLimit = limit;
+    }
   }
 
   *spin_lock(lock: Lock): Step {
@@ -338,7 +362,16 @@ export class Execution implements Runtime {
   step(id: number): void {
     const t = this.threads[id];
     if (!this.enabled(id)) throw new LockBug(`step: thread ${t.name} cannot run now`);
-    this.trace?.push({ thread: id, op: t.started ? t.op : OP_RESCHED, obj: t.obj, field: t.field });
+    if (this.trace) {
+      const e: TraceEntry = {
+        thread: id,
+        op: t.started ? t.op : OP_RESCHED,
+        obj: t.obj,
+        field: t.field,
+      };
+      if (this.record_stack) e.func = t.started ? t.func : "start";
+      this.trace.push(e);
+    }
     t.started = true;
     this.current = id;
     this.steps++;
@@ -397,4 +430,22 @@ export function format_trace_entry(e: TraceEntry, names: string[]): string {
   const op = OP_NAMES[e.op] ?? `op${e.op}`;
   const what = e.op === OP_ATOMIC || e.field ? ` ${e.field}${e.obj >= 0 ? `@${e.obj}` : ""}` : "";
   return `${names[e.thread] ?? e.thread} ${op}${what}`;
+}
+
+/**
+ * The kernel functions on a stack captured at an announcement: the two
+ * innermost frames `keep` accepts, as "caller>callee" (runtime frames and
+ * generator plumbing are never kept).
+ */
+function stack_label(stack: string, keep: (path: string) => boolean): string {
+  const names: string[] = [];
+  for (const line of stack.split("\n")) {
+    const m = /^\s*at (?:Generator\.)?([\w$.]+) \((.*)\)$/.exec(line);
+    if (!m || m[2].includes("/runtime/") || !keep(m[2])) continue;
+    const name = m[1].replace(/^.*\./, "");
+    if (name === "next" || name.startsWith("era_") || names.includes(name)) continue;
+    names.push(name);
+    if (names.length === 2) break;
+  }
+  return names.reverse().join(">");
 }

@@ -30,7 +30,7 @@ const PAGE_LOCK_CHUNK = 1 << PAGE_LOCK_CHUNK_SHIFT;
  * Map: compaction locks millions of pages once each, and a Map's growth
  * and hashing dominated its cost.
  */
-function page_lock_of(mm: MmState, pfn: Pfn): Lock {
+export function page_lock_of(mm: MmState, pfn: Pfn): Lock {
   const i = pfn >>> PAGE_LOCK_CHUNK_SHIFT;
   let chunk = mm.page_locks[i];
   if (chunk === undefined) {
@@ -43,6 +43,18 @@ function page_lock_of(mm: MmState, pfn: Pfn): Lock {
     chunk[pfn & (PAGE_LOCK_CHUNK - 1)] = l;
   }
   return l;
+}
+
+/** The pfn whose page lock has runtime id `id`, or -1 (for traces). */
+export function page_lock_pfn(mm: MmState, id: number): Pfn {
+  for (let i = 0; i < mm.page_locks.length; i++) {
+    const chunk = mm.page_locks[i];
+    if (!chunk) continue;
+    for (let j = 0; j < chunk.length; j++) {
+      if (chunk[j]?.id === id) return (i << PAGE_LOCK_CHUNK_SHIFT) + j;
+    }
+  }
+  return -1;
 }
 
 /** lock_page(): sleep until the page lock is ours. */

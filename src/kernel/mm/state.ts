@@ -58,6 +58,11 @@ export class MmState {
    * capture a freed block (compaction.ts CaptureControl), or null.
    */
   capture_control: CaptureControl | null = null;
+  /**
+   * Names of era rules switched off (kernel/rules.ts); empty in normal runs.
+   * Set before any thread starts.
+   */
+  readonly dropped_rules = new Set<string>();
 
   constructor(m: Machine, era: MovableEra, new_lock: NewLock) {
     this.m = m;

@@ -1,0 +1,317 @@
+/**
+ * check/counterexample.ts: what the checker does with a violating schedule:
+ * replay it (strictly, as `pagesim replay` does, or leniently while
+ * shrinking), shrink it, print it as a timeline with one column per thread,
+ * and save or load it as a JSON trace file.
+ *
+ * A schedule is the flat list of decisions of one execution, in the order
+ * they were made: at each scheduling point the worker thread id that ran,
+ * and inside a step the value each rt.choose() returned. Replaying it on a
+ * fresh World reaches the same state, step for step (the model is
+ * deterministic: the only variation is the schedule).
+ *
+ * Shrinking is greedy and keeps the same invariant broken: it tries to pull
+ * a thread's next step forward to join its previous run of steps (one
+ * context switch fewer) and to drop single steps, replaying each candidate
+ * leniently (a pick that cannot run is replaced by the previous thread or
+ * the lowest enabled one), and keeps a candidate when the failure comes
+ * with fewer steps, or as many steps and fewer context switches. Bounded by
+ * a number of replays.
+ *
+ * Trace file (version 1): { pagesim_trace: 1, config, schedule, violation,
+ * steps: [{ step, thread, func, op, obj, field }] }.
+ */
+
+import { format_trace_entry, type TraceEntry } from "../runtime/execution.ts";
+import { OP_LOCK, OP_NAMES, OP_TRYLOCK, OP_UNLOCK } from "../runtime/runtime.ts";
+import { type Resolved, Runner, type Violation } from "./runner.ts";
+import type { CheckConfig, World } from "./world.ts";
+
+export interface TraceStep {
+  step: number;
+  thread: string;
+  func: string;
+  op: string;
+  obj: number;
+  field: string;
+}
+
+export interface Counterexample {
+  config: CheckConfig;
+  schedule: number[];
+  violation: Violation;
+  /** Worker thread names, the timeline's columns. */
+  threads: string[];
+  steps: TraceStep[];
+  context_switches: number;
+}
+
+export class ReplayError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ReplayError";
+  }
+}
+
+interface Played {
+  violation: Violation | null;
+  schedule: number[];
+  /** Thread picks only. */
+  threads: number[];
+  choices: number[];
+  runner: Runner;
+}
+
+/**
+ * Replay `schedule` strictly: every pick must be an enabled worker and
+ * every choice in range, else ReplayError. `on_step` sees each step.
+ */
+export function replay_schedule(
+  res: Resolved,
+  schedule: number[],
+  record = false,
+  on_step?: (runner: Runner) => void,
+): Played {
+  let pos = 0;
+  const threads: number[] = [];
+  const choices: number[] = [];
+  const take = (what: string): number => {
+    if (pos >= schedule.length)
+      throw new ReplayError(`schedule ends before the ${what} at decision ${pos}`);
+    return schedule[pos++];
+  };
+  const runner = new Runner(res, {
+    choose: (n) => {
+      const v = take("choice");
+      if (!(Number.isInteger(v) && v >= 0 && v < n)) {
+        throw new ReplayError(`decision ${pos - 1}: choice ${v} is not in [0, ${n})`);
+      }
+      choices.push(v);
+      return v;
+    },
+    record_trace: record,
+    record_stack: record,
+  });
+  let violation: Violation | null = null;
+  for (;;) {
+    if (runner.finished()) {
+      violation = runner.end_check();
+      break;
+    }
+    const enabled = runner.enabled();
+    if (enabled.length === 0) {
+      violation = runner.deadlock();
+      break;
+    }
+    if (pos >= schedule.length) break;
+    const t = take("thread pick");
+    if (!enabled.includes(t)) {
+      throw new ReplayError(
+        `decision ${pos - 1}: thread ${t} cannot run (enabled: ${enabled.join(", ")})`,
+      );
+    }
+    threads.push(t);
+    const r = runner.step(t);
+    on_step?.(runner);
+    if (r.violation) {
+      violation = r.violation;
+      break;
+    }
+  }
+  return { violation, schedule: schedule.slice(0, pos), threads, choices, runner };
+}
+
+/** Replay a wished-for thread order leniently (see the header). */
+function replay_lenient(res: Resolved, want: number[], choices_in: number[]): Played {
+  const schedule: number[] = [];
+  const threads: number[] = [];
+  const choices: number[] = [];
+  let ci = 0;
+  const runner = new Runner(res, {
+    choose: (n) => {
+      const v = ci < choices_in.length ? Math.min(choices_in[ci], n - 1) : 0;
+      ci++;
+      choices.push(v);
+      schedule.push(v);
+      return v;
+    },
+  });
+  let violation: Violation | null = null;
+  let prev = -1;
+  for (let k = 0; ; k++) {
+    if (runner.finished()) {
+      violation = runner.end_check();
+      break;
+    }
+    const enabled = runner.enabled();
+    if (enabled.length === 0) {
+      violation = runner.deadlock();
+      break;
+    }
+    let t = k < want.length ? want[k] : prev;
+    if (!enabled.includes(t)) t = enabled.includes(prev) ? prev : enabled[0];
+    schedule.push(t);
+    threads.push(t);
+    prev = t;
+    const r = runner.step(t);
+    if (r.violation) {
+      violation = r.violation;
+      break;
+    }
+  }
+  return { violation, schedule, threads, choices, runner };
+}
+
+export function context_switches(threads: number[]): number {
+  let n = 0;
+  for (let i = 1; i < threads.length; i++) if (threads[i] !== threads[i - 1]) n++;
+  return n;
+}
+
+/** Shrink a violating schedule (see the header). At most `replays_max` replays. */
+export function shrink(res: Resolved, schedule: number[], replays_max = 400): number[] {
+  const first = replay_schedule(res, schedule);
+  if (!first.violation) return schedule;
+  const invariant = first.violation.invariant;
+  let best = first;
+  let replays = 0;
+  const better = (p: Played) =>
+    p.threads.length < best.threads.length ||
+    (p.threads.length === best.threads.length &&
+      context_switches(p.threads) < context_switches(best.threads));
+  let improved = true;
+  while (improved && replays < replays_max) {
+    improved = false;
+    const cur = best.threads;
+    for (let k = 1; k < cur.length && replays < replays_max; k++) {
+      const candidates: number[][] = [];
+      if (cur[k] !== cur[k - 1]) {
+        const q = cur.indexOf(cur[k - 1], k);
+        if (q > k)
+          candidates.push([...cur.slice(0, k), cur[q], ...cur.slice(k, q), ...cur.slice(q + 1)]);
+      }
+      candidates.push([...cur.slice(0, k), ...cur.slice(k + 1)]);
+      for (const c of candidates) {
+        replays++;
+        const p = replay_lenient(res, c, best.choices);
+        if (p.violation?.invariant === invariant && better(p)) {
+          best = p;
+          improved = true;
+          break;
+        }
+      }
+      if (improved) break;
+    }
+  }
+  return best.schedule;
+}
+
+/** Replay with labels and build the counterexample to print and save. */
+export function counterexample(res: Resolved, schedule: number[]): Counterexample {
+  const p = replay_schedule(res, schedule, true);
+  if (!p.violation) throw new ReplayError("the schedule does not reach a violation");
+  const w = p.runner.w;
+  const trace = w.e.trace ?? [];
+  const steps: TraceStep[] = trace.slice(w.setup_trace).map((e, i) => trace_step(w, e, i + 1));
+  return {
+    config: res.cfg,
+    schedule: p.schedule,
+    violation: p.violation,
+    threads: w.ctxs.map((c) => c.name),
+    steps,
+    context_switches: context_switches(p.threads),
+  };
+}
+
+/** A trace entry for people; a lock is named, not numbered. */
+export function trace_step(w: World, e: TraceEntry, step: number): TraceStep {
+  const lock = e.op === OP_LOCK || e.op === OP_TRYLOCK || e.op === OP_UNLOCK;
+  return {
+    step,
+    thread: w.e.threads[e.thread].name,
+    func: e.func ?? "",
+    op: OP_NAMES[e.op] ?? `op${e.op}`,
+    obj: lock ? -1 : e.obj,
+    field: lock ? w.lock_name(e.obj) : e.field,
+  };
+}
+
+/** One step as a timeline cell: "isolate_movable_page: trylock page lock@3". */
+export function step_text(s: TraceStep): string {
+  if (s.func === "start") return "start";
+  const what = format_trace_entry(
+    { thread: 0, op: OP_NAMES.indexOf(s.op), obj: s.obj, field: s.field },
+    [""],
+  ).trimStart();
+  return s.func ? `${s.func}: ${what}` : what;
+}
+
+const COLUMN = 56;
+
+/** The timeline: one column per thread, one line per step, then the broken invariant. */
+export function format_timeline(cx: Counterexample): string {
+  const cell = (s: string) => (s.length > COLUMN ? `${s.slice(0, COLUMN - 1)}~` : s.padEnd(COLUMN));
+  const lines: string[] = [];
+  lines.push(` step  ${cx.threads.map(cell).join(" ")}`.trimEnd());
+  for (const s of cx.steps) {
+    const cols = cx.threads.map((t) => cell(t === s.thread ? step_text(s) : ""));
+    lines.push(`${String(s.step).padStart(5)}  ${cols.join(" ")}`.trimEnd());
+  }
+  lines.push(`violated: ${cx.violation.invariant}: ${cx.violation.message}`);
+  return lines.join("\n");
+}
+
+export function trace_json(cx: Counterexample): object {
+  return {
+    pagesim_trace: 1,
+    config: cx.config,
+    schedule: cx.schedule,
+    violation: cx.violation,
+    context_switches: cx.context_switches,
+    steps: cx.steps,
+  };
+}
+
+/** Parse a trace file's JSON; throws ReplayError naming what is wrong. */
+export function parse_trace(text: string): {
+  config: CheckConfig;
+  schedule: number[];
+  violation: Violation | null;
+} {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new ReplayError(`not JSON: ${(e as Error).message}`);
+  }
+  const o = j as Record<string, unknown>;
+  if (!o || typeof o !== "object" || o.pagesim_trace !== 1) {
+    throw new ReplayError("not a pagesim trace (pagesim_trace: 1 missing)");
+  }
+  const c = o.config as Record<string, unknown> | undefined;
+  const ok =
+    c &&
+    typeof c.era === "string" &&
+    Array.isArray(c.threads) &&
+    c.threads.every((t) => typeof t === "string") &&
+    Number.isInteger(c.pages) &&
+    Array.isArray(c.drop_rules) &&
+    c.drop_rules.every((t) => typeof t === "string") &&
+    (c.variant === null || typeof c.variant === "string");
+  if (!ok) throw new ReplayError("trace config: expected era, threads, pages, drop_rules, variant");
+  if (!Array.isArray(o.schedule) || !o.schedule.every((x) => Number.isInteger(x) && x >= 0)) {
+    throw new ReplayError("trace schedule: expected a list of non-negative integers");
+  }
+  const v = o.violation as Violation | null | undefined;
+  return {
+    config: {
+      era: c.era as string,
+      threads: c.threads as string[],
+      pages: c.pages as number,
+      drop_rules: c.drop_rules as string[],
+      variant: c.variant as string | null,
+    },
+    schedule: o.schedule as number[],
+    violation: v && typeof v.invariant === "string" ? v : null,
+  };
+}

@@ -1,0 +1,310 @@
+/**
+ * check/invariants.ts: the whole-state checks the checker runs after every
+ * step (and, for the "end" ones, once every thread has finished), as a
+ * registry. Each returns null or a sentence naming the pfn and what is
+ * wrong. An era adds its own through CheckEra.invariants (eras.ts).
+ *
+ * Where a page can be (its "place"): in a free block on a free list, on a
+ * pcp list, on an LRU list, on a driver's list, on a worker's isolation list
+ * (cc->migratepages), or nowhere (in flight: held by a thread between two
+ * steps). Who can own it: one driver (its slot table) or one process (its
+ * page table). The census walks every list once per check, bounded, so a
+ * corrupted link is reported instead of looping.
+ *
+ * Checks that look inside a driver's bookkeeping are made only while the
+ * driver's pages_lock is free: a critical section may be halfway through an
+ * update between two steps (list_del before the count moves). The refcount
+ * balance is an end check: in flight, a thread may hold references the
+ * state does not show.
+ *
+ * Registered (name: what it says):
+ *   list-links-intact   every list is circular and doubly linked, no entry twice
+ *   refcount-nonneg     no page has a negative refcount
+ *   page-in-one-place   a free page has no owner and no reference; a page has
+ *                       at most one owner; list membership agrees with flags
+ *   owned-page-placed   a driver's page is on its list xor isolated
+ *   isolated-once       a driver's isolated_pages equals its PG_isolated pages
+ *   balanced-at-end     at the end every page is free or owned with exactly its
+ *                       owner's references, nothing isolated, locked or leaked
+ *   verify-machine      the allocator's own CONFIG_DEBUG_VM checks (debug_vm.ts)
+ */
+
+import { KernelBug } from "../kernel/bug.ts";
+import { verify_machine } from "../kernel/debug_vm.ts";
+import { LIST_POISON1 } from "../kernel/list.ts";
+import { NR_LRU_LISTS } from "../kernel/mm/lru.ts";
+import { owner_refs } from "../kernel/mm/owner.ts";
+import { MIGRATE_TYPES, NR_PAGE_ORDERS, NR_PCP_LISTS } from "../kernel/mmzone.ts";
+import { PageLocked, PageLRU, PGTY_buddy } from "../kernel/page.ts";
+import { pindex_to_order } from "../kernel/page_alloc/pcp.ts";
+import type { Invariant, World } from "./world.ts";
+
+// ---- the census ---------------------------------------------------------------
+
+export const PLACE_NONE = -1;
+export const PLACE_FREE = 1;
+export const PLACE_PCP = 2;
+export const PLACE_LRU = 3;
+/** + driver index */
+export const PLACE_DRIVER = 100;
+/** + worker index */
+export const PLACE_THREAD = 200;
+
+export const OWNER_NONE = -1;
+/** + process index (drivers are 0..) */
+export const OWNER_PROCESS = 100;
+
+export interface Census {
+  place: Int32Array;
+  owner: Int32Array;
+  /** The first problem found while walking, or null. */
+  links: string | null;
+  owners: string | null;
+}
+
+function walk(
+  w: World,
+  c: Census,
+  head: number,
+  place: number,
+  span: (pfn: number) => number,
+): void {
+  if (c.links) return;
+  const mem = w.m.mem;
+  const nr = mem.nr_pages;
+  const bound = nr + 1;
+  let prev = head;
+  let n = 0;
+  for (let e = mem.lru_next[head]; e !== head; e = mem.lru_next[e]) {
+    if (e < 0 || e >= nr || mem.lru_prev[e] !== prev) {
+      const what = e === LIST_POISON1 ? "a poisoned link" : e < 0 ? `link ${e}` : `pfn ${e}`;
+      c.links = `list at slot ${head}: after ${prev < nr ? `pfn ${prev}` : `slot ${prev}`} comes ${what}${e >= 0 && e < nr ? ` whose prev is ${mem.lru_prev[e]}` : ""}`;
+      return;
+    }
+    if (++n > bound) {
+      c.links = `list at slot ${head} does not come back to its head`;
+      return;
+    }
+    const len = span(e);
+    for (let p = e; p < e + len && p < nr; p++) {
+      if (c.place[p] !== PLACE_NONE) {
+        c.links = `pfn ${p} is on two lists (places ${c.place[p]} and ${place})`;
+        return;
+      }
+      c.place[p] = place;
+    }
+    prev = e;
+  }
+}
+
+/** Where every page is and who owns it. */
+export function census(w: World): Census {
+  const mem = w.m.mem;
+  const nr = mem.nr_pages;
+  const c: Census = {
+    place: new Int32Array(nr).fill(PLACE_NONE),
+    owner: new Int32Array(nr).fill(OWNER_NONE),
+    links: null,
+    owners: null,
+  };
+  for (const zone of w.m.populated) {
+    for (let order = 0; order < NR_PAGE_ORDERS; order++) {
+      for (let mt = 0; mt < MIGRATE_TYPES; mt++) {
+        walk(w, c, zone.free_list(order, mt), PLACE_FREE, () => 1 << order);
+      }
+    }
+    for (const pcp of zone.per_cpu_pageset) {
+      for (let i = 0; i < NR_PCP_LISTS; i++) {
+        const order = pindex_to_order(w.m, i);
+        walk(w, c, pcp.lists_base + i, PLACE_PCP, () => 1 << order);
+      }
+    }
+  }
+  for (const lruvec of w.mm.lruvecs) {
+    for (let lru = 0; lru < NR_LRU_LISTS; lru++) walk(w, c, lruvec.lists[lru], PLACE_LRU, () => 1);
+  }
+  w.drivers.forEach((d, i) => {
+    walk(w, c, d.pages, PLACE_DRIVER + i, () => 1);
+  });
+  w.ctxs.forEach((t, i) => {
+    walk(w, c, t.list, PLACE_THREAD + i, () => 1);
+  });
+  const own = (pfn: number, who: number, name: string) => {
+    if (pfn < 0 || c.owners) return;
+    if (c.owner[pfn] !== OWNER_NONE)
+      c.owners = `pfn ${pfn} has two owners (${c.owner[pfn]} and ${name})`;
+    else c.owner[pfn] = who;
+  };
+  w.drivers.forEach((d, i) => {
+    for (const p of d.slots) own(p, i, d.name);
+  });
+  w.processes.forEach((as, i) => {
+    for (const p of as.pages) own(p, OWNER_PROCESS + i, as.name);
+  });
+  return c;
+}
+
+// ---- the registry ---------------------------------------------------------------
+
+const INVARIANTS: Invariant[] = [];
+
+/** Add an invariant checked in every era (names are unique). */
+export function register_invariant(inv: Invariant): void {
+  if (INVARIANTS.some((i) => i.name === inv.name)) {
+    throw new Error(`invariant '${inv.name}' registered twice`);
+  }
+  INVARIANTS.push(inv);
+}
+
+export function invariants(): readonly Invariant[] {
+  return INVARIANTS;
+}
+
+/** The census of the state being checked, computed once per check round. */
+let cached: { w: World; steps: number; c: Census } | null = null;
+function census_of(w: World): Census {
+  if (cached && cached.w === w && cached.steps === w.e.steps) return cached.c;
+  const c = census(w);
+  cached = { w, steps: w.e.steps, c };
+  return c;
+}
+
+register_invariant({
+  name: "list-links-intact",
+  text: "every list is circular and doubly linked and holds no page twice",
+  when: "step",
+  check: (w) => census_of(w).links,
+});
+
+register_invariant({
+  name: "refcount-nonneg",
+  text: "no page has a negative refcount",
+  when: "step",
+  check: (w) => {
+    const rc = w.m.mem._refcount;
+    for (let p = 0; p < rc.length; p++) if (rc[p] < 0) return `pfn ${p} has refcount ${rc[p]}`;
+    return null;
+  },
+});
+
+register_invariant({
+  name: "page-in-one-place",
+  text: "a free page has no owner and no reference, a page has one owner at most, and list membership agrees with the page's flags",
+  when: "step",
+  check: (w) => {
+    const c = census_of(w);
+    if (c.links) return null; // reported by list-links-intact
+    if (c.owners) return c.owners;
+    const mem = w.m.mem;
+    for (let p = 0; p < mem.nr_pages; p++) {
+      const pl = c.place[p];
+      const ow = c.owner[p];
+      if (pl === PLACE_FREE || pl === PLACE_PCP) {
+        if (ow !== OWNER_NONE) return `pfn ${p} is free but still owned (owner ${ow})`;
+        if (mem._refcount[p] !== 0) return `pfn ${p} is free with refcount ${mem._refcount[p]}`;
+      } else if (pl === PLACE_LRU) {
+        if (!PageLRU(mem, p)) return `pfn ${p} is on an LRU list without PG_lru`;
+      } else if (pl >= PLACE_THREAD) {
+        if (PageLRU(mem, p))
+          return `pfn ${p} is isolated by ${w.ctxs[pl - PLACE_THREAD].name} but has PG_lru`;
+        if (mem._refcount[p] < 1) return `pfn ${p} is isolated with refcount ${mem._refcount[p]}`;
+      } else if (pl >= PLACE_DRIVER) {
+        const d = w.drivers[pl - PLACE_DRIVER];
+        if (ow !== pl - PLACE_DRIVER && !(d.pages_lock.owner !== -1)) {
+          return `pfn ${p} is on ${d.name}'s list but ${d.name} does not own it`;
+        }
+      }
+      if (pl !== PLACE_FREE && pl !== PLACE_PCP && mem.page_type[p] === PGTY_buddy) {
+        return `pfn ${p} is PageBuddy but on no free list`;
+      }
+    }
+    return null;
+  },
+});
+
+register_invariant({
+  name: "owned-page-placed",
+  text: "while its pages_lock is free, each page a driver owns is on the driver's list or isolated by the VM, not both",
+  when: "step",
+  check: (w) => {
+    const c = census_of(w);
+    if (c.links) return null;
+    const mem = w.m.mem;
+    for (let i = 0; i < w.drivers.length; i++) {
+      const d = w.drivers[i];
+      if (d.pages_lock.owner !== -1) continue;
+      for (const p of d.slots) {
+        if (p < 0) continue;
+        const on_list = c.place[p] === PLACE_DRIVER + i;
+        const isolated = w.mm.era.PageIsolated(mem, p);
+        if (on_list && isolated) return `pfn ${p} is on ${d.name}'s list and isolated`;
+        if (!on_list && !isolated)
+          return `pfn ${p} belongs to ${d.name} but is neither on its list nor isolated`;
+        if (mem._refcount[p] < 1)
+          return `pfn ${p} belongs to ${d.name} with refcount ${mem._refcount[p]}`;
+      }
+    }
+    return null;
+  },
+});
+
+register_invariant({
+  name: "isolated-once",
+  text: "while its pages_lock is free, a driver's isolated_pages equals the number of its pages the VM has isolated",
+  when: "step",
+  check: (w) => {
+    const mem = w.m.mem;
+    for (const d of w.drivers) {
+      if (d.pages_lock.owner !== -1) continue;
+      let n = 0;
+      for (const p of d.slots) if (p >= 0 && w.mm.era.PageIsolated(mem, p)) n++;
+      if (d.isolated_pages !== n) {
+        return `${d.name}: isolated_pages = ${d.isolated_pages} but ${n} of its pages are isolated`;
+      }
+    }
+    return null;
+  },
+});
+
+register_invariant({
+  name: "balanced-at-end",
+  text: "when every thread has finished, each page is free, or owned and holding exactly its owner's references; nothing is isolated, locked or leaked",
+  when: "end",
+  check: (w) => {
+    const c = census_of(w);
+    if (c.links) return c.links;
+    const mem = w.m.mem;
+    for (const t of w.ctxs) {
+      if (mem.lru_next[t.list] !== t.list)
+        return `${t.name} finished with pages on its isolation list`;
+    }
+    for (let p = 0; p < mem.nr_pages; p++) {
+      const pl = c.place[p];
+      if (pl === PLACE_FREE || pl === PLACE_PCP) continue;
+      if (w.mm.era.PageIsolated(mem, p)) return `pfn ${p} is still isolated`;
+      if (PageLocked(mem, p)) return `pfn ${p} is still locked`;
+      const ow = c.owner[p];
+      if (ow === OWNER_NONE)
+        return `pfn ${p} is leaked: refcount ${mem._refcount[p]}, owned by nobody, on no free list`;
+      const want = ow >= OWNER_PROCESS ? owner_refs(w.mm, p) : 1;
+      if (mem._refcount[p] !== want)
+        return `pfn ${p} has refcount ${mem._refcount[p]}, its owner accounts for ${want}`;
+    }
+    return null;
+  },
+});
+
+register_invariant({
+  name: "verify-machine",
+  text: "the allocator's CONFIG_DEBUG_VM checks (debug_vm.ts verify_machine)",
+  when: "end",
+  check: (w) => {
+    try {
+      verify_machine(w.m);
+      return null;
+    } catch (e) {
+      if (e instanceof KernelBug) return e.message;
+      throw e;
+    }
+  },
+});
