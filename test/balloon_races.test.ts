@@ -350,7 +350,7 @@ describe("balloon: rules and BUGs", () => {
       const g = boot_balloon_guest({
         machine: { mem_bytes: 16 * MiB },
         features: 0,
-        balloon: { drop_rules: drop ? [RULE_PAGES_LOCK_HELD, "page_lock_held"] : [] },
+        balloon: { drop_rules: drop ? [RULE_PAGES_LOCK_HELD, "page-lock-held"] : [] },
       });
       const pfn = alloc_pages(g.m, 0, GFP_HIGHUSER_MOVABLE, 0);
       const t = g.e.spawn("rogue", function* (rt: Runtime) {
