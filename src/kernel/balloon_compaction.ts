@@ -51,7 +51,7 @@
  */
 
 import type { Lock, Runtime, Step, StepOf } from "../runtime/runtime.ts";
-import { OP_ATOMIC, OP_READ } from "../runtime/runtime.ts";
+import { OP_ATOMIC, OP_READ, OP_WRITE } from "../runtime/runtime.ts";
 import { BUG, KernelBug, VM_BUG_ON_PAGE } from "./bug.ts";
 import type { BalloonEra } from "./eras/era.ts";
 import { era2012 } from "./eras/era2012.ts";
@@ -570,6 +570,15 @@ export function* balloon_page_dequeue_onto(
 }
 
 /**
+ * Where a dropped pages-lock rule leaves a list update unprotected: the
+ * update is a step of its own (another CPU may run between the reads that
+ * led to it and the write), as it would be without the lock's exclusion.
+ */
+function* lockless_list_write(rt: Runtime, pfn: Pfn): Step {
+  yield* rt.access(OP_WRITE, pfn, "lru");
+}
+
+/**
  * balloon_page_isolate(): the isolate_page callback. 2012 and 2014: called
  * by compaction after its lockless test, it pins and locks the page itself
  * (balloon_page_isolate of v3.8 / v3.18); later the movable_ops core holds
@@ -602,6 +611,7 @@ export function* balloon_page_isolate(
     return false;
   }
   if (pages_lock && !early) yield* rt.spin_lock(b.pages_lock);
+  else if (!pages_lock) yield* lockless_list_write(rt, pfn);
   list_del(mem, pfn);
   b.nr_listed--;
   b.isolated_pages++;
@@ -637,6 +647,7 @@ function* balloon_page_isolate_locked(rt: Runtime, bc: BalloonCompaction, pfn: P
   if (ok && b !== null) {
     const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
     if (pages_lock) yield* rt.spin_lock(b.pages_lock);
+    else yield* lockless_list_write(rt, pfn);
     if (bc.era.isolation === "private_flag" && holds(bc, RULE_CLEAR_PRIVATE_FLAG))
       ClearPageFlag(mem, pfn, PG_private);
     list_del(mem, pfn);
@@ -665,6 +676,7 @@ export function* balloon_page_putback(rt: Runtime, bc: BalloonCompaction, pfn: P
   if (b !== null) {
     const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
     if (pages_lock) yield* rt.spin_lock(b.pages_lock);
+    else yield* lockless_list_write(rt, pfn);
     if (bc.era.isolation === "private_flag") SetPageFlag(mem, pfn, PG_private);
     if (own_lock) bc.mm.era.ClearPageIsolated(mem, pfn);
     list_add(mem, pfn, b.pages);

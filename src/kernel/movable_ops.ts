@@ -133,7 +133,7 @@ export function __SetPageMovable(mm: MmState, pfn: Pfn, handle: number): void {
 /** __ClearPageMovable(): the driver releases its page (page lock held). */
 export function __ClearPageMovable(mm: MmState, pfn: Pfn): void {
   const mem = mm.m.mem;
-  VM_BUG_ON_PAGE(!mm.era.__PageMovable(mem, pfn), mem, pfn, "__ClearPageMovable: not movable");
+  VM_BUG_ON_PAGE(!mm.era.isolated_movable_page(mem, pfn), mem, pfn, "__ClearPageMovable: not movable");
   mm.era.__ClearPageMovable(mem, pfn);
 }
 
