@@ -232,7 +232,15 @@ function* scan_one(rt: Runtime, w: World, ctx: ThreadCtx, pfn: Pfn) {
 
 function* migrate_list(rt: Runtime, w: World, ctx: ThreadCtx): Step {
   if (list_empty(w.m.mem, ctx.list)) return;
-  yield* migrate_pages(rt, w.mm, ctx.list, compaction_alloc(rt, w), null, MIGRATE_ASYNC, MR_COMPACTION);
+  yield* migrate_pages(
+    rt,
+    w.mm,
+    ctx.list,
+    compaction_alloc(rt, w),
+    null,
+    MIGRATE_ASYNC,
+    MR_COMPACTION,
+  );
   yield* putback_movable_pages(rt, w.mm, ctx.list);
 }
 
@@ -308,7 +316,8 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
         if (!PageBalloon(r.bc, p) || balloon_page_device(r.bc, p) !== r.b)
           return `pfn ${p} is on the balloon list without the era's balloon identity`;
         if (w.mm.era.PageIsolated(mem, p)) return `pfn ${p} is on the balloon list and isolated`;
-        if (mem._refcount[p] < 1) return `pfn ${p} is on the balloon list with refcount ${mem._refcount[p]}`;
+        if (mem._refcount[p] < 1)
+          return `pfn ${p} is on the balloon list with refcount ${mem._refcount[p]}`;
       }
       if (list_count_nodes(mem, r.b.pages, mem.nr_pages) !== r.b.nr_listed)
         return `balloon list length differs from nr_listed ${r.b.nr_listed}`;
@@ -348,7 +357,9 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
       if (r.b.pages_lock.owner !== -1) return null;
       let n = 0;
       for (const p of r.view.slots) if (w.mm.era.PageIsolated(w.m.mem, p)) n++;
-      return n === r.b.isolated_pages ? null : `isolated_pages = ${r.b.isolated_pages} but ${n} balloon pages are isolated`;
+      return n === r.b.isolated_pages
+        ? null
+        : `isolated_pages = ${r.b.isolated_pages} but ${n} balloon pages are isolated`;
     },
   },
   {
@@ -381,9 +392,11 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
       const mem = w.m.mem;
       const listed = list_count_nodes(mem, r.b.pages, mem.nr_pages);
       if (r.b.isolated_pages !== 0) return `isolated_pages is ${r.b.isolated_pages} at the end`;
-      if (listed !== r.num_pages) return `the list holds ${listed} pages, the driver counts ${r.num_pages}`;
+      if (listed !== r.num_pages)
+        return `the list holds ${listed} pages, the driver counts ${r.num_pages}`;
       const owned = r.view.slots.length;
-      if (owned !== r.num_pages) return `${owned} pages carry the balloon identity, the driver counts ${r.num_pages}`;
+      if (owned !== r.num_pages)
+        return `${owned} pages carry the balloon identity, the driver counts ${r.num_pages}`;
       return null;
     },
   },

@@ -194,7 +194,9 @@ export class BalloonCompaction implements MovableOperations {
     this.page_type = this.era.page_type;
     this.compaction = opts.compaction ?? true;
     if (this.era.device_lookup === "mapping" && !this.compaction)
-      throw new RangeError(`balloon era ${this.era.name}: modelled with CONFIG_BALLOON_COMPACTION only`);
+      throw new RangeError(
+        `balloon era ${this.era.name}: modelled with CONFIG_BALLOON_COMPACTION only`,
+      );
     for (const r of opts.drop_rules ?? []) {
       if (!rule_names().includes(r))
         throw new RangeError(`balloon: unknown rule '${r}' (rules: ${rule_names().join(", ")})`);
@@ -236,7 +238,9 @@ export function core_locks_pages(bc: BalloonCompaction): boolean {
 export function balloon_devinfo_init(bc: BalloonCompaction, name: string): BalloonDevInfo {
   const mm = bc.mm;
   if (bc.era.device_lookup === "mapping" && bc.devices.some((d) => d !== null))
-    throw new RangeError(`balloon era ${bc.era.name}: one device per machine (one balloon mapping)`);
+    throw new RangeError(
+      `balloon era ${bc.era.name}: one device per machine (one balloon mapping)`,
+    );
   const lock = bc.balloon_pages_lock ?? mm.new_lock("b_dev_info->pages_lock", "spinlock");
   const head = mm.list_head_pool.pop() ?? mm.m.mem.alloc_list_head();
   const b = new BalloonDevInfo(bc.devices.length, name, lock, head);
@@ -628,7 +632,11 @@ export function* balloon_page_isolate(
  * clear-private-flag-with-list-removal). Keeps the pin on success. Sets the
  * PG_isolated ghost with the list removal (era.ts).
  */
-function* balloon_page_isolate_locked(rt: Runtime, bc: BalloonCompaction, pfn: Pfn): StepOf<boolean> {
+function* balloon_page_isolate_locked(
+  rt: Runtime,
+  bc: BalloonCompaction,
+  pfn: Pfn,
+): StepOf<boolean> {
   const mm = bc.mm;
   const mem = mm.m.mem;
   yield* rt.access(OP_ATOMIC, pfn, "refcount");
@@ -702,7 +710,12 @@ export function* balloon_page_migrate(
   const mem = bc.mm.m.mem;
   if (core_locks_pages(bc)) {
     VM_BUG_ON_PAGE(!PageLocked(mem, page), mem, page, "balloon_page_migrate: page not locked");
-    VM_BUG_ON_PAGE(!PageLocked(mem, newpage), mem, newpage, "balloon_page_migrate: newpage unlocked");
+    VM_BUG_ON_PAGE(
+      !PageLocked(mem, newpage),
+      mem,
+      newpage,
+      "balloon_page_migrate: newpage unlocked",
+    );
   }
   const b = balloon_page_device(bc, page);
   rule(bc, RULE_PRIVATE_NAMES_DEVICE, b !== null, "balloon_page_migrate", page);
@@ -734,6 +747,7 @@ export function verify_balloon_dev_info(bc: BalloonCompaction, b: BalloonDevInfo
 export function balloon_pages_owned(bc: BalloonCompaction, b: BalloonDevInfo): number {
   const mem = bc.mm.m.mem;
   let n = 0;
-  for (let p = 0; p < mem.nr_pages; p++) if (PageBalloon(bc, p) && balloon_page_device(bc, p) === b) n++;
+  for (let p = 0; p < mem.nr_pages; p++)
+    if (PageBalloon(bc, p) && balloon_page_device(bc, p) === b) n++;
   return n;
 }

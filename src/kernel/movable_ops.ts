@@ -104,7 +104,9 @@ export function page_movable_ops(mm: MmState, pfn: Pfn): MovableOperations | nul
  */
 export function movable_page_candidate(mm: MmState, pfn: Pfn): boolean {
   const mem = mm.m.mem;
-  return mm.era.__PageMovable(mem, pfn) && (mm.era.driver_isolates || !mm.era.PageIsolated(mem, pfn));
+  return (
+    mm.era.__PageMovable(mem, pfn) && (mm.era.driver_isolates || !mm.era.PageIsolated(mem, pfn))
+  );
 }
 
 /** Whether the core takes the page lock for movable pages (era; 2026 rule core-page-lock). */
@@ -133,7 +135,12 @@ export function __SetPageMovable(mm: MmState, pfn: Pfn, handle: number): void {
 /** __ClearPageMovable(): the driver releases its page (page lock held). */
 export function __ClearPageMovable(mm: MmState, pfn: Pfn): void {
   const mem = mm.m.mem;
-  VM_BUG_ON_PAGE(!mm.era.isolated_movable_page(mem, pfn), mem, pfn, "__ClearPageMovable: not movable");
+  VM_BUG_ON_PAGE(
+    !mm.era.isolated_movable_page(mem, pfn),
+    mem,
+    pfn,
+    "__ClearPageMovable: not movable",
+  );
   mm.era.__ClearPageMovable(mem, pfn);
 }
 

@@ -49,7 +49,8 @@ export const ERAS: Readonly<Record<string, EraInfo>> = {
         description:
           "v3.8-v3.17 as released: __unmap_and_move() picks the balloon branch with the lockless scan predicate (refcount == 1), always false for an isolated page; the generic path calls the driver and then clears the new page's mapping: the new balloon page is listed without its identity",
         drops: ["migrate-routes-by-identity"],
-        reference: "balloon-eras.md 7.1b, 'keep ballooned pages away from normal migration path' (2014)",
+        reference:
+          "balloon-eras.md 7.1b, 'keep ballooned pages away from normal migration path' (2014)",
       },
     ],
   },
@@ -80,7 +81,8 @@ export const ERAS: Readonly<Record<string, EraInfo>> = {
         description:
           "v5.2-v5.3-rc: balloon_page_enqueue_one() unlinks the page itself, but balloon_page_enqueue()'s page is on no list: list_del of a detached page",
         drops: ["enqueue-one-on-detached-page"],
-        reference: "balloon-eras.md 7.4, 'mm/balloon_compaction: avoid duplicate page removal' (2019)",
+        reference:
+          "balloon-eras.md 7.4, 'mm/balloon_compaction: avoid duplicate page removal' (2019)",
       },
     ],
   },
