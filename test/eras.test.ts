@@ -134,7 +134,7 @@ describe("eras: the registry", () => {
 describe.each(Object.keys(ERAS))("eras: era %s, intact", (name) => {
   it(`eras ${name}: random interleavings of compaction, deflate, inflate and putback keep every invariant`, () => {
     for (const cfg of CLEAN[name]) {
-      const v = search(name, cfg, [], null, 1, 200);
+      const v = search(name, cfg, [], null, 1, 150);
       expect(v, `${cfg[0].join("+")} on ${cfg[1]} pages`).toBe(null);
     }
   }, 120_000);
@@ -216,11 +216,10 @@ describe.each(Object.keys(ERAS))("eras: era %s, each rule dropped", (name) => {
     `eras ${name}: dropping %s`,
     (rule, want) => {
       if (want === null) {
-        // Not needed in the model: the standard and the aimed configurations stay clean.
-        for (const cfg of [A, C, D, E]) {
-          const v = search(name, cfg, [rule], null, 1, 150);
-          const hole = (name === "2012" || name === "2014") && cfg === A;
-          if (!hole) expect(v, `${cfg[0].join("+")}`).toBe(null);
+        // Not needed in the model: every configuration clean with the rule stays clean.
+        for (const cfg of CLEAN[name]) {
+          const v = search(name, cfg, [rule], null, 1, 100);
+          expect(v, `${cfg[0].join("+")}`).toBe(null);
         }
         return;
       }
