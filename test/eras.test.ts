@@ -13,6 +13,7 @@ import {
   balloon_check_era,
   register_balloon_kinds,
 } from "../src/check/balloon_kinds.ts";
+import { explore } from "../src/check/explore.ts";
 import { invariants } from "../src/check/invariants.ts";
 import { pct } from "../src/check/pct.ts";
 import type { Resolved, Violation } from "../src/check/runner.ts";
@@ -70,6 +71,20 @@ function search(
     }
   }
   return null;
+}
+
+/** Exhaustive search (the checker's DPOR explorer) of a small configuration. */
+function exhaust(
+  era: string,
+  cfg: Cfg,
+  drop: string[] = [],
+): { v: Violation | null; complete: boolean } {
+  const r = explore(resolved(era, cfg, drop, null), {
+    por: true,
+    preemption_bound: null,
+    max_executions: 5000,
+  });
+  return { v: r.violation, complete: r.complete };
 }
 
 const CLEAN: Record<string, Cfg[]> = {
@@ -152,8 +167,11 @@ describe("eras: the unlocked dequeue walk of 2012 and 2014 (finding)", () => {
   }, 60_000);
 });
 
-/** rule -> [configuration, invariant, message pattern]; null: not needed in the model (see README "Eras"). */
-const DROPS: Record<string, Record<string, [Cfg, string, RegExp] | null>> = {
+/**
+ * rule -> [configuration, invariant, message pattern, how: random search
+ * unless "exhaustive"]; null: not needed in the model (see README "Eras").
+ */
+const DROPS: Record<string, Record<string, [Cfg, string, RegExp, "exhaustive"?] | null>> = {
   "2012": {
     "pages-lock-held": [C, "list-links-intact", /list at slot/],
     "page-lock-held": [C, "kernel-bug", /list corruption in list_del/],
@@ -163,7 +181,12 @@ const DROPS: Record<string, Record<string, [Cfg, string, RegExp] | null>> = {
   "2014": {
     "pages-lock-held": null,
     "page-lock-held": [C, "kernel-bug", /list corruption in list_del/],
-    "recheck-balloon-under-page-lock": null,
+    "recheck-balloon-under-page-lock": [
+      E,
+      "kernel-bug",
+      /list corruption in list_del/,
+      "exhaustive",
+    ],
     "clear-private-flag-with-list-removal": [D, "balloon-listed-identity", /nr_listed/],
     "dequeue-skips-isolated": [D, "list-links-intact", /list at slot/],
   },
@@ -193,7 +216,12 @@ const DROPS: Record<string, Record<string, [Cfg, string, RegExp] | null>> = {
   },
   "2025": {
     "recheck-movable-under-page-lock": null,
-    "recheck-isolated-under-page-lock": null,
+    "recheck-isolated-under-page-lock": [
+      E,
+      "kernel-bug",
+      /list corruption in list_del/,
+      "exhaustive",
+    ],
     "pages-lock-held": [B, "list-links-intact", /list at slot/],
     "page-lock-held": [C, "kernel-bug", /list corruption in list_del/],
     "private-names-device": null,
@@ -221,9 +249,20 @@ describe.each(Object.keys(ERAS))("eras: era %s, each rule dropped", (name) => {
           const v = search(name, cfg, [rule], null, 1, 100);
           expect(v, `${cfg[0].join("+")}`).toBe(null);
         }
+        // And the two-isolator configuration, exhaustively.
+        const x = exhaust(name, E, [rule]);
+        expect(x.complete && x.v === null, "E exhausted clean").toBe(true);
         return;
       }
-      const [cfg, inv, msg] = want;
+      const [cfg, inv, msg, how] = want;
+      if (how === "exhaustive") {
+        const intact = exhaust(name, cfg);
+        expect(intact.complete && intact.v === null, "exhaustively clean with the rule").toBe(true);
+        const { v } = exhaust(name, cfg, [rule]);
+        expect(v?.invariant).toBe(inv);
+        expect(v?.message).toMatch(msg);
+        return;
+      }
       expect(search(name, cfg, [], null, 1, 200), "the configuration is clean with the rule").toBe(
         null,
       );
