@@ -12,6 +12,7 @@ import {
   run_until,
   shutdown_balloon,
 } from "../src/host/rig.ts";
+import { PageBalloon } from "../src/kernel/balloon_compaction.ts";
 import { compact_nodes } from "../src/kernel/compaction.ts";
 import { verify_machine } from "../src/kernel/debug_vm.ts";
 import type { BalloonEra } from "../src/kernel/eras/era.ts";
@@ -159,15 +160,15 @@ describe("balloon compaction: the seeds' story", () => {
         const p = buf[start];
         if (q === VQ_INFLATE) {
           // The new page is already a balloon page of this device.
-          expect(mem.page_type[p]).toBe(bc.era.page_type);
+          expect(PageBalloon(bc, p)).toBe(true);
           last_inflated = p;
         } else if (q === VQ_DEFLATE) {
           expect(last_inflated).toBeGreaterThanOrEqual(0);
-          expect(mem.page_type[last_inflated]).toBe(bc.era.page_type);
+          expect(PageBalloon(bc, last_inflated)).toBe(true);
           // The old page is not back in the allocator yet: the core still
           // holds it (isolation reference) and the balloon's own reference.
           expect(mem._refcount[p]).toBe(2);
-          expect(mem.page_type[p]).toBe(0);
+          expect(PageBalloon(bc, p)).toBe(false);
           last_inflated = -1;
           pairs++;
         }

@@ -29,6 +29,7 @@
  * even while its deflate is in flight.
  */
 
+import { balloon_page_device } from "../kernel/balloon_compaction.ts";
 import { PAGE_SIZE, PageTail } from "../kernel/page.ts";
 import {
   FREE_PAGE_TAG_CMD_ID,
@@ -375,11 +376,15 @@ export function check_balloon_safety(hg: HostGuest): void {
   const mem = bc.mm.m.mem;
   const id = vb.vb_dev_info.id;
   const type = bc.era.page_type;
+  const by_mapping = bc.era.device_lookup === "mapping";
   const must_tell = virtio_has_feature(vb, VIRTIO_BALLOON_F_MUST_TELL_HOST);
   let ballooned = 0;
   for (let p = 0; p < hg.frame.length; p++) {
     const st = hg.frame[p];
-    const mine = mem.page_type[p] === type && mem.page_private[p] === id;
+    // 2012: the balloon mapping says whose page it is (balloon_page_device()).
+    const mine = by_mapping
+      ? balloon_page_device(bc, p) === vb.vb_dev_info
+      : mem.page_type[p] === type && mem.page_private[p] === id;
     if (st === FRAME_BALLOONED) ballooned++;
     if ((st === FRAME_BALLOONED) === mine) continue;
     if (!vb_pfn_in_flight(vb, p)) {

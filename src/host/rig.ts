@@ -17,7 +17,8 @@
 
 import { BalloonCompaction, type BalloonCompactionOptions } from "../kernel/balloon_compaction.ts";
 import { boot, type MachineConfig } from "../kernel/boot.ts";
-import { era2016 } from "../kernel/eras/era2016.ts";
+import { balloon_era2016 } from "../kernel/eras/era2016.ts";
+import { era_of_balloon } from "../kernel/eras/index.ts";
 import type { Machine } from "../kernel/machine.ts";
 import { MmState } from "../kernel/mm/state.ts";
 import { page_reporting_worker } from "../kernel/page_reporting.ts";
@@ -120,7 +121,9 @@ export function virtio_balloon_threads(
 export function boot_balloon_guest(opts: BalloonGuestOptions): BalloonGuest {
   const m = boot({ layout: "normal", ...opts.machine });
   const e = opts.execution ?? new Execution({ choose: () => 0, step_ns: opts.step_ns ?? 0 });
-  const mm = new MmState(m, era2016, (c, k) => e.new_lock(c, k));
+  // The movable core of the balloon's era (eras/index.ts).
+  const era = era_of_balloon(opts.balloon?.era ?? balloon_era2016).movable;
+  const mm = new MmState(m, era, (c, k) => e.new_lock(c, k));
   const bc = new BalloonCompaction(mm, opts.balloon ?? {});
   const name = opts.name ?? "guest";
   const host = opts.host ?? new Host();

@@ -4,7 +4,11 @@
  * enqueue/dequeue interface balloon drivers use, and the isolate / migrate /
  * putback callbacks through which compaction moves balloon pages (seeds 000,
  * 002, 003, 004). What differs between kernel eras comes from a BalloonEra
- * (eras/era.ts); the 2016 era (v4.8-v5.19) is implemented.
+ * (eras/era.ts; registry eras/index.ts): 2012 (device in page->mapping,
+ * isolation by refcount, done here with the page lock), 2014 (PageBalloon,
+ * PagePrivate = on the list), 2016 and 2022 (the movable_ops core isolates,
+ * PG_isolated), 2025 (PG_movable_ops + PageOffline, isolation fails on
+ * page->private == 0), 2026 (no page lock here, one global lock).
  *
  * A BalloonCompaction is the interface for one machine: it is registered
  * once as the "balloon" movable_ops driver (the kernel's balloon_aops /
@@ -16,22 +20,29 @@
  * without it: pages are not marked movable, compaction steps around them,
  * dequeue does not look at PG_isolated.
  *
- * Lock order (2016): page lock, then b_dev_info->pages_lock. Enqueue and
- * dequeue hold pages_lock and only *try* the page lock, which is why they
- * do not invert the order. virtio's balloon_lock (a mutex) comes before
- * pages_lock; migratepage only tries it (it runs under two page locks).
- * Rules (named assertions; each can be switched off through drop_rules so
- * the model checker can show what it prevents):
- *   pages_lock_held:        a page joins or leaves a device list, and its
- *                           page->private changes, only under pages_lock
- *                           (an isolated page is on no list: deleting it
- *                           needs only the page lock in 2016);
- *   page_lock_held:         insert and delete run under the page lock
- *                           (rule i of seed 000; not in the 2026 era);
- *   dequeue_skips_isolated: dequeue never takes a page compaction has
- *                           isolated (dropping it also drops the check);
- *   private_names_device:   a page the core hands to isolate / putback /
- *                           migrate names a live device in page->private.
+ * Lock order (2012-2025): page lock, then b_dev_info->pages_lock. From
+ * 2016 on enqueue and dequeue hold pages_lock and only *try* the page lock,
+ * which is why they do not invert the order (2012/2014: page lock first,
+ * and dequeue walks the list without pages_lock). 2026: the global
+ * balloon_pages_lock and no page lock. virtio's balloon_lock (a mutex)
+ * comes before pages_lock; migratepage only tries it.
+ * Rules (kernel/rules.ts: named assertions and the steps they stand for;
+ * each can be switched off through MmState.dropped_rules, or the
+ * drop_rules option here, and a broken one throws RuleError):
+ *   pages-lock-held:   the list, isolated_pages and page->private change
+ *                      only under the pages lock (dropped: isolation and
+ *                      putback do not take it);
+ *   page-lock-held:    insert and delete run under the page lock (seed 000
+ *                      i, seed 004 i; not in 2026; dropped: enqueue and
+ *                      dequeue do not trylock the page);
+ *   dequeue-skips-isolated: dequeue never takes a page compaction has
+ *                      isolated (2014: PagePrivate clear; 2016, 2022);
+ *   private-names-device: a page the core hands to isolate / putback /
+ *                      migrate names a live device (2025 on: isolation
+ *                      fails on page->private == 0);
+ *   2012: recheck-count-under-page-lock, dequeue-extra-ref;
+ *   2014: recheck-balloon-under-page-lock, clear-private-flag-with-list-removal;
+ *   2026: isolate-reads-private-under-lock.
  * Invariants (verify_balloon_dev_info): every page on a device list has the
  * balloon page type, page->private = the device id, no PG_isolated, one
  * reference (the balloon's) or more; list length = nr_listed; list length +
@@ -40,9 +51,10 @@
  */
 
 import type { Lock, Runtime, Step, StepOf } from "../runtime/runtime.ts";
-import { OP_READ } from "../runtime/runtime.ts";
+import { OP_ATOMIC, OP_READ, OP_WRITE } from "../runtime/runtime.ts";
 import { BUG, KernelBug, VM_BUG_ON_PAGE } from "./bug.ts";
 import type { BalloonEra } from "./eras/era.ts";
+import { era2012 } from "./eras/era2012.ts";
 import { balloon_era2016 } from "./eras/era2016.ts";
 import { EAGAIN } from "./errno.ts";
 import {
@@ -54,8 +66,8 @@ import {
 } from "./gfp.ts";
 import { list_add, list_count_nodes, list_del, list_empty } from "./list.ts";
 import type { Machine } from "./machine.ts";
-import { this_cpu } from "./mm/lru.ts";
-import { page_locked_by_me, trylock_page, unlock_page } from "./mm/pagemap.ts";
+import { put_page, this_cpu } from "./mm/lru.ts";
+import { lock_page, page_locked_by_me, trylock_page, unlock_page } from "./mm/pagemap.ts";
 import type { MmState } from "./mm/state.ts";
 import {
   __ClearPageMovable,
@@ -63,30 +75,44 @@ import {
   type MovableOperations,
   register_movable_ops,
 } from "./movable_ops.ts";
-import { PageIsolated, PageLocked, type Pfn, PGTY_none } from "./page.ts";
+import {
+  ClearPageFlag,
+  PageFlag,
+  PageIsolated,
+  PageLocked,
+  type Pfn,
+  PG_private,
+  PGTY_none,
+  SetPageFlag,
+} from "./page.ts";
 import { alloc_pages } from "./page_alloc/alloc.ts";
+import {
+  RULE_CLEAR_PRIVATE_FLAG,
+  RULE_CORE_PAGE_LOCK,
+  RULE_DEQUEUE_EXTRA_REF,
+  RULE_DEQUEUE_SKIPS_ISOLATED,
+  RULE_ENQUEUE_DETACHED,
+  RULE_PAGE_LOCK_HELD,
+  RULE_PAGES_LOCK_HELD,
+  RULE_PRIVATE_NAMES_DEVICE,
+  RULE_PRIVATE_UNDER_LOCK,
+  RULE_RECHECK_BALLOON,
+  RULE_RECHECK_COUNT,
+  RuleError,
+  rule_assert,
+  rule_holds,
+  rule_names,
+} from "./rules.ts";
 import { BALLOON_DEFLATE, BALLOON_INFLATE } from "./vmstat_items.ts";
 
-export const RULE_PAGES_LOCK_HELD = "pages_lock_held";
-export const RULE_PAGE_LOCK_HELD = "page_lock_held";
-export const RULE_DEQUEUE_SKIPS_ISOLATED = "dequeue_skips_isolated";
-export const RULE_PRIVATE_NAMES_DEVICE = "private_names_device";
-export const BALLOON_RULES: readonly string[] = [
-  RULE_PAGES_LOCK_HELD,
-  RULE_PAGE_LOCK_HELD,
+export {
   RULE_DEQUEUE_SKIPS_ISOLATED,
+  RULE_PAGE_LOCK_HELD,
+  RULE_PAGES_LOCK_HELD,
   RULE_PRIVATE_NAMES_DEVICE,
-];
-
-/** A broken named rule (see the header). */
-export class BalloonRuleError extends KernelBug {
-  readonly rule: string;
-  constructor(rule: string, where: string, pfn: Pfn) {
-    super(`balloon rule '${rule}' broken in ${where} (pfn ${pfn})`, pfn);
-    this.name = "BalloonRuleError";
-    this.rule = rule;
-  }
-}
+};
+/** The balloon's broken-rule error is the one of every era (kernel/rules.ts). */
+export const BalloonRuleError = RuleError;
 
 /** The driver's migratepage callback (b_dev_info->migratepage). */
 export type BalloonMigratepage = (
@@ -141,7 +167,8 @@ export class BalloonCompaction implements MovableOperations {
   readonly mm: MmState;
   readonly era: BalloonEra;
   readonly compaction: boolean;
-  readonly drop_rules: Set<string>;
+  /** The page type whose movable_ops these are (2014, 2025 on: ops found by type). */
+  readonly page_type: number;
   /** movable_ops handle; 0 when CONFIG_BALLOON_COMPACTION is off. */
   readonly handle: number;
   /** device id -> device; slot 0 unused. */
@@ -164,15 +191,16 @@ export class BalloonCompaction implements MovableOperations {
   constructor(mm: MmState, opts: BalloonCompactionOptions = {}) {
     this.mm = mm;
     this.era = opts.era ?? balloon_era2016;
-    if (this.era.device_lookup !== "private")
-      throw new RangeError(
-        `balloon era ${this.era.name}: device lookup through page->mapping is not modelled`,
-      );
+    this.page_type = this.era.page_type;
     this.compaction = opts.compaction ?? true;
-    this.drop_rules = new Set(opts.drop_rules ?? []);
-    for (const r of this.drop_rules) {
-      if (!BALLOON_RULES.includes(r))
-        throw new RangeError(`balloon: unknown rule '${r}' (rules: ${BALLOON_RULES.join(", ")})`);
+    if (this.era.device_lookup === "mapping" && !this.compaction)
+      throw new RangeError(
+        `balloon era ${this.era.name}: modelled with CONFIG_BALLOON_COMPACTION only`,
+      );
+    for (const r of opts.drop_rules ?? []) {
+      if (!rule_names().includes(r))
+        throw new RangeError(`balloon: unknown rule '${r}' (rules: ${rule_names().join(", ")})`);
+      mm.dropped_rules.add(r);
     }
     this.balloon_pages_lock = this.era.global_pages_lock
       ? mm.new_lock("balloon_pages_lock", "spinlock")
@@ -191,14 +219,28 @@ export class BalloonCompaction implements MovableOperations {
   }
 }
 
-/** A named rule: fires when `ok` is false unless the rule was dropped. */
+/** A named rule of the balloon's era: fires when `ok` is false unless the rule was dropped. */
 export function rule(bc: BalloonCompaction, name: string, ok: boolean, where: string, pfn: Pfn) {
-  if (!ok && !bc.drop_rules.has(name)) throw new BalloonRuleError(name, where, pfn);
+  rule_assert(bc.mm, bc.era.name, name, ok, where, pfn);
+}
+
+/** Whether the balloon's era rule `name` is in force. */
+function holds(bc: BalloonCompaction, name: string): boolean {
+  return rule_holds(bc.mm, name);
+}
+
+/** Whether the movable_ops core locks pages (every era; 2026 unless core-page-lock is dropped). */
+export function core_locks_pages(bc: BalloonCompaction): boolean {
+  return bc.mm.era.uses_page_lock && holds(bc, RULE_CORE_PAGE_LOCK);
 }
 
 /** balloon_devinfo_init(): a new, empty device. */
 export function balloon_devinfo_init(bc: BalloonCompaction, name: string): BalloonDevInfo {
   const mm = bc.mm;
+  if (bc.era.device_lookup === "mapping" && bc.devices.some((d) => d !== null))
+    throw new RangeError(
+      `balloon era ${bc.era.name}: one device per machine (one balloon mapping)`,
+    );
   const lock = bc.balloon_pages_lock ?? mm.new_lock("b_dev_info->pages_lock", "spinlock");
   const head = mm.list_head_pool.pop() ?? mm.m.mem.alloc_list_head();
   const b = new BalloonDevInfo(bc.devices.length, name, lock, head);
@@ -218,14 +260,27 @@ export function balloon_devinfo_release(bc: BalloonCompaction, b: BalloonDevInfo
   bc.mm.list_head_pool.push(b.pages);
 }
 
-/** balloon_page_device(): the device a balloon page belongs to, or null. */
+/**
+ * balloon_page_device(): the device a balloon page belongs to, or null.
+ * 2012: page->mapping is the device's balloon mapping (mapping->private_data
+ * is the device; one device per machine); later: page->private.
+ */
 export function balloon_page_device(bc: BalloonCompaction, pfn: Pfn): BalloonDevInfo | null {
-  const id = bc.mm.m.mem.page_private[pfn];
+  const mem = bc.mm.m.mem;
+  if (bc.era.device_lookup === "mapping") {
+    if (era2012.page_movable_ops_handle(mem, pfn) !== bc.handle) return null;
+    return bc.devices.find((d) => d !== null) ?? null;
+  }
+  const id = mem.page_private[pfn];
   return id === 0 ? null : (bc.devices[id] ?? null);
 }
 
-/** Whether the page carries the balloon page type of the era (PageBalloon / PageOffline). */
+/**
+ * Whether the page is a balloon page of the era: the balloon mapping
+ * (2012), else the page type (PageBalloon / PageOffline).
+ */
 export function PageBalloon(bc: BalloonCompaction, pfn: Pfn): boolean {
+  if (bc.era.device_lookup === "mapping") return balloon_page_device(bc, pfn) !== null;
   return bc.mm.m.mem.page_type[pfn] === bc.era.page_type;
 }
 
@@ -267,9 +322,13 @@ export function balloon_page_insert(
     rule(bc, RULE_PAGE_LOCK_HELD, page_locked_by_me(rt, bc.mm, pfn), "balloon_page_insert", pfn);
   VM_BUG_ON_PAGE(mem.page_type[pfn] !== PGTY_none, mem, pfn, "balloon_page_insert: typed page");
   VM_BUG_ON_PAGE(mem._refcount[pfn] < 1, mem, pfn, "balloon_page_insert: page without reference");
-  mem.page_type[pfn] = bc.era.page_type;
+  const by_private = bc.era.device_lookup === "private";
+  if (by_private) mem.page_type[pfn] = bc.era.page_type;
+  // 2012: page->mapping = the balloon mapping; 2014: SetPagePrivate (on the
+  // list; the !CONFIG_BALLOON_COMPACTION stub did not set it); 2016:
+  // PAGE_MAPPING_MOVABLE; 2025 on: PG_movable_ops.
   if (bc.compaction) __SetPageMovable(bc.mm, pfn, bc.handle);
-  mem.page_private[pfn] = b.id;
+  if (by_private) mem.page_private[pfn] = b.id;
   list_add(mem, pfn, b.pages);
   b.nr_listed++;
 }
@@ -282,11 +341,20 @@ export function balloon_page_insert(
 export function __balloon_page_delete(bc: BalloonCompaction, b: BalloonDevInfo, pfn: Pfn): void {
   const mem = bc.mm.m.mem;
   VM_BUG_ON_PAGE(!PageBalloon(bc, pfn), mem, pfn, "balloon_page_delete: not a balloon page");
-  mem.page_type[pfn] = PGTY_none;
-  if (bc.compaction) __ClearPageMovable(bc.mm, pfn);
+  // Whether the page is on the device list: 2014 says so with PagePrivate;
+  // the other eras by the isolated flag (2012: pagesim's ghost; the kernel's
+  // 2012 driver unlinked the isolated old page from the migration list
+  // itself, pagesim lets the migration core do it).
+  const listed =
+    bc.era.isolation === "private_flag"
+      ? !bc.compaction || PageFlag(mem, pfn, PG_private)
+      : !PageIsolated(mem, pfn);
+  if (bc.era.device_lookup === "private") mem.page_type[pfn] = PGTY_none;
+  if (bc.era.isolation === "private_flag") ClearPageFlag(mem, pfn, PG_private);
+  else if (bc.compaction) __ClearPageMovable(bc.mm, pfn);
   mem.page_private[pfn] = 0;
   // An isolated page's links belong to the migration core.
-  if (!PageIsolated(mem, pfn)) {
+  if (listed) {
     list_del(mem, pfn);
     b.nr_listed--;
   }
@@ -318,7 +386,20 @@ export function balloon_page_finalize(rt: Runtime, bc: BalloonCompaction, pfn: P
   balloon_page_delete(rt, bc, pfn);
 }
 
-/** balloon_page_enqueue_one(): pages lock held; a fresh page nobody else can lock. */
+/** Whether enqueue and dequeue take the page lock (era, and rule page-lock-held). */
+function takes_page_lock(bc: BalloonCompaction): boolean {
+  return bc.era.uses_page_lock && holds(bc, RULE_PAGE_LOCK_HELD);
+}
+
+/** 2012 and 2014 lock the page before pages_lock; 2016 on trylock it under pages_lock. */
+function page_lock_first(bc: BalloonCompaction): boolean {
+  return bc.era.isolation !== "core";
+}
+
+/**
+ * balloon_page_enqueue_one(): pages lock held (2016 on; 2012/2014: the
+ * page lock is taken first); a fresh page nobody else can lock.
+ */
 function* balloon_page_enqueue_one(
   rt: Runtime,
   bc: BalloonCompaction,
@@ -326,12 +407,16 @@ function* balloon_page_enqueue_one(
   pfn: Pfn,
 ): Step {
   const m = bc.mm.m;
-  if (bc.era.uses_page_lock) {
+  // Before the 2019 fix the single-page path unlinked a page that was on no list.
+  if (!holds(bc, RULE_ENQUEUE_DETACHED)) list_del(m.mem, pfn);
+  // The single-page path of 2012/2014 locked the page before pages_lock.
+  const lock = takes_page_lock(bc) && !page_locked_by_me(rt, bc.mm, pfn);
+  if (lock) {
     // Only we know this page: failing to lock it means memory corruption.
     if (!(yield* trylock_page(rt, bc.mm, pfn))) BUG(`balloon_page_enqueue: pfn ${pfn} locked`);
   }
   balloon_page_insert(rt, bc, b, pfn);
-  if (bc.era.uses_page_lock) yield* unlock_page(rt, bc.mm, pfn);
+  if (lock) yield* unlock_page(rt, bc.mm, pfn);
   if (b.adjust_managed_page_count) adjust_managed_page_count(m, pfn, -1);
   m.vm_events[BALLOON_INFLATE]++;
 }
@@ -343,9 +428,13 @@ export function* balloon_page_enqueue(
   b: BalloonDevInfo,
   pfn: Pfn,
 ): Step {
+  const first = takes_page_lock(bc) && page_lock_first(bc);
+  if (first && !(yield* trylock_page(rt, bc.mm, pfn)))
+    BUG(`balloon_page_enqueue: pfn ${pfn} locked`);
   yield* rt.spin_lock(b.pages_lock);
   yield* balloon_page_enqueue_one(rt, bc, b, pfn);
   yield* rt.spin_unlock(b.pages_lock);
+  if (first) yield* unlock_page(rt, bc.mm, pfn);
 }
 
 /** balloon_page_list_enqueue(): move every page of `list` into the device; returns how many. */
@@ -360,7 +449,7 @@ export function* balloon_page_list_enqueue(
   yield* rt.spin_lock(b.pages_lock);
   for (let p = mem.lru_next[list]; p !== list; p = mem.lru_next[list]) {
     if (n > mem.nr_pages) BUG("balloon_page_list_enqueue: list walk unbounded");
-    list_del(mem, p);
+    if (holds(bc, RULE_ENQUEUE_DETACHED)) list_del(mem, p);
     yield* balloon_page_enqueue_one(rt, bc, b, p);
     n++;
   }
@@ -373,6 +462,12 @@ export function* balloon_page_list_enqueue(
  * device onto `list` (as plain pages holding the balloon's reference).
  * Pages whose lock someone holds are skipped: compaction may be isolating
  * or migrating them. Returns how many.
+ * 2016 on: the whole walk under pages_lock, which is what makes reading
+ * ahead safe. 2012 and 2014: the walk itself runs without pages_lock
+ * (list_for_each_entry_safe), pages_lock is taken around each delete; a
+ * link read ahead may go stale while the page trylock is a step. 2012 takes
+ * an extra reference around the delete (rule dequeue-extra-ref; pagesim
+ * drops it before returning, where the kernel's balloon_page_free() did).
  */
 export function* balloon_page_list_dequeue(
   rt: Runtime,
@@ -383,35 +478,59 @@ export function* balloon_page_list_dequeue(
 ): StepOf<number> {
   const m = bc.mm.m;
   const mem = m.mem;
+  const locked_walk = bc.era.isolation === "core";
+  const page_lock = takes_page_lock(bc);
   let n = 0;
   let walked = 0;
-  yield* rt.spin_lock(b.pages_lock);
+  if (locked_walk) yield* rt.spin_lock(b.pages_lock);
   for (let p = mem.lru_next[b.pages]; p !== b.pages && n < n_req_pages; ) {
     if (++walked > mem.nr_pages) BUG("balloon_page_list_dequeue: list walk unbounded");
-    // Safe to read ahead: only pages_lock holders unlink pages from the list.
+    if (p < 0 || p >= mem.nr_pages)
+      BUG(`balloon_page_list_dequeue: walked off device '${b.name}' list onto ${p}`);
+    // Safe to read ahead only if pages_lock is held for the walk (2016 on).
     const next = mem.lru_next[p];
-    if (bc.era.uses_page_lock && !(yield* trylock_page(rt, bc.mm, p))) {
+    if (page_lock && !(yield* trylock_page(rt, bc.mm, p))) {
       bc.coverage.dequeue_page_locked++;
       p = next;
       continue;
     }
-    if (bc.compaction && PageIsolated(mem, p) && !bc.drop_rules.has(RULE_DEQUEUE_SKIPS_ISOLATED)) {
+    if (bc.compaction && dequeue_sees_isolated(bc, p)) {
       // Raced with isolation: compaction owns the page now.
       bc.coverage.dequeue_isolated++;
-      if (bc.era.uses_page_lock) yield* unlock_page(rt, bc.mm, p);
+      if (page_lock) yield* unlock_page(rt, bc.mm, p);
       p = next;
       continue;
     }
+    if (!locked_walk) yield* rt.spin_lock(b.pages_lock);
+    const extra_ref = bc.era.isolation === "refcount" && holds(bc, RULE_DEQUEUE_EXTRA_REF);
+    if (extra_ref) mem._refcount[p]++;
     balloon_page_delete(rt, bc, p);
     if (b.adjust_managed_page_count) adjust_managed_page_count(m, p, 1);
     m.vm_events[BALLOON_DEFLATE]++;
     list_add(mem, p, list);
-    if (bc.era.uses_page_lock) yield* unlock_page(rt, bc.mm, p);
+    if (!locked_walk) yield* rt.spin_unlock(b.pages_lock);
+    if (page_lock) yield* unlock_page(rt, bc.mm, p);
+    if (extra_ref) put_page(rt, bc.mm, p);
     n++;
     p = next;
   }
-  yield* rt.spin_unlock(b.pages_lock);
+  if (locked_walk) yield* rt.spin_unlock(b.pages_lock);
   return n;
+}
+
+/**
+ * Whether dequeue must skip page `p` (its lock held when the era locks):
+ * 2014 a page without PagePrivate (rule dequeue-skips-isolated; only with
+ * compaction, the 2014 fix of 4d88e6f7d5ff); 2016 and 2022 PG_isolated;
+ * 2012 has no test (the page lock and the refcount stand in); 2025 on
+ * isolated pages are never on the list.
+ */
+function dequeue_sees_isolated(bc: BalloonCompaction, p: Pfn): boolean {
+  const mem = bc.mm.m.mem;
+  if (!holds(bc, RULE_DEQUEUE_SKIPS_ISOLATED)) return false;
+  if (bc.era.isolation === "private_flag") return !PageFlag(mem, p, PG_private);
+  if (bc.era.isolation === "core" && !bc.era.isolate_checks_device) return PageIsolated(mem, p);
+  return false;
 }
 
 /**
@@ -455,8 +574,19 @@ export function* balloon_page_dequeue_onto(
 }
 
 /**
- * balloon_page_isolate(): the movable_ops isolate_page callback. The core
- * holds the page lock and a reference; take the page off its list.
+ * Where a dropped pages-lock rule leaves a list update unprotected: the
+ * update is a step of its own (another CPU may run between the reads that
+ * led to it and the write), as it would be without the lock's exclusion.
+ */
+function* lockless_list_write(rt: Runtime, pfn: Pfn): Step {
+  yield* rt.access(OP_WRITE, pfn, "lru");
+}
+
+/**
+ * balloon_page_isolate(): the isolate_page callback. 2012 and 2014: called
+ * by compaction after its lockless test, it pins and locks the page itself
+ * (balloon_page_isolate of v3.8 / v3.18); later the movable_ops core holds
+ * the page lock and a reference and this only takes the page off its list.
  */
 export function* balloon_page_isolate(
   rt: Runtime,
@@ -464,43 +594,111 @@ export function* balloon_page_isolate(
   pfn: Pfn,
   _mode: number,
 ): StepOf<boolean> {
+  if (bc.era.isolation !== "core") return yield* balloon_page_isolate_locked(rt, bc, pfn);
   const mem = bc.mm.m.mem;
   const global = bc.balloon_pages_lock;
+  const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
   // 2026: page->private is only stable under the global lock; take it first.
-  if (global) yield* rt.spin_lock(global);
+  const early = global !== null && pages_lock && holds(bc, RULE_PRIVATE_UNDER_LOCK);
+  if (early) yield* rt.spin_lock(global);
   else yield* rt.access(OP_READ, pfn, "private");
-  const b = balloon_page_device(bc, pfn);
+  let b = balloon_page_device(bc, pfn);
+  if (b === null && !holds(bc, RULE_PRIVATE_NAMES_DEVICE) && bc.era.isolate_checks_device) {
+    // Rule dropped: trust the lockless look that found a movable page.
+    b = bc.devices.find((d) => d !== null) ?? null;
+  }
   if (b === null) {
     // Already deflated (2025 on); before that the page lock rules it out.
     bc.coverage.isolate_no_device++;
     rule(bc, RULE_PRIVATE_NAMES_DEVICE, bc.era.isolate_checks_device, "balloon_page_isolate", pfn);
-    if (global) yield* rt.spin_unlock(global);
+    if (early) yield* rt.spin_unlock(global);
     return false;
   }
-  if (!global) yield* rt.spin_lock(b.pages_lock);
+  if (pages_lock && !early) yield* rt.spin_lock(b.pages_lock);
+  else if (!pages_lock) yield* lockless_list_write(rt, pfn);
   list_del(mem, pfn);
   b.nr_listed--;
   b.isolated_pages++;
-  yield* rt.spin_unlock(b.pages_lock);
+  if (pages_lock) yield* rt.spin_unlock(b.pages_lock);
   return true;
 }
 
-/** balloon_page_putback(): the movable_ops putback_page callback: back on the list. */
-export function* balloon_page_putback(rt: Runtime, bc: BalloonCompaction, pfn: Pfn): Step {
+/**
+ * balloon_page_isolate() of 2012 and 2014: pin the page unless it is being
+ * freed, trylock it, recheck under the lock (2012: the balloon mapping and
+ * refcount == 2, rule recheck-count-under-page-lock; 2014: PageBalloon &&
+ * PagePrivate, rule recheck-balloon-under-page-lock), then under pages_lock
+ * unlink it and count it (2014: and clear PagePrivate, rule
+ * clear-private-flag-with-list-removal). Keeps the pin on success. Sets the
+ * PG_isolated ghost with the list removal (era.ts).
+ */
+function* balloon_page_isolate_locked(
+  rt: Runtime,
+  bc: BalloonCompaction,
+  pfn: Pfn,
+): StepOf<boolean> {
+  const mm = bc.mm;
+  const mem = mm.m.mem;
+  yield* rt.access(OP_ATOMIC, pfn, "refcount");
+  if (mem._refcount[pfn] === 0) return false; // get_page_unless_zero failed
+  mem._refcount[pfn]++;
+  if (!(yield* trylock_page(rt, mm, pfn))) {
+    put_page(rt, mm, pfn);
+    return false;
+  }
   const b = balloon_page_device(bc, pfn);
-  rule(bc, RULE_PRIVATE_NAMES_DEVICE, b !== null, "balloon_page_putback", pfn);
-  if (b === null) return;
-  const mem = bc.mm.m.mem;
-  yield* rt.spin_lock(b.pages_lock);
-  list_add(mem, pfn, b.pages);
-  b.nr_listed++;
-  b.isolated_pages--;
-  yield* rt.spin_unlock(b.pages_lock);
+  let ok = b !== null && PageBalloon(bc, pfn);
+  if (bc.era.isolation === "refcount" && holds(bc, RULE_RECHECK_COUNT))
+    ok &&= mem._refcount[pfn] === 2;
+  if (bc.era.isolation === "private_flag" && holds(bc, RULE_RECHECK_BALLOON))
+    ok &&= PageFlag(mem, pfn, PG_private);
+  if (ok && b !== null) {
+    const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
+    if (pages_lock) yield* rt.spin_lock(b.pages_lock);
+    else yield* lockless_list_write(rt, pfn);
+    if (bc.era.isolation === "private_flag" && holds(bc, RULE_CLEAR_PRIVATE_FLAG))
+      ClearPageFlag(mem, pfn, PG_private);
+    list_del(mem, pfn);
+    b.nr_listed--;
+    b.isolated_pages++;
+    mm.era.SetPageIsolated(mem, pfn);
+    if (pages_lock) yield* rt.spin_unlock(b.pages_lock);
+  }
+  yield* unlock_page(rt, mm, pfn);
+  if (!ok) put_page(rt, mm, pfn);
+  return ok;
 }
 
 /**
- * balloon_page_migrate(): the movable_ops migrate_page callback: both pages
- * are locked by the core; the device's driver does the move.
+ * balloon_page_putback(): the putback_page callback: back on the list.
+ * 2012 and 2014 take the page lock here (lock_page; the core does not) and
+ * clear the PG_isolated ghost; 2014 sets PagePrivate again. The caller (the
+ * core) drops the isolation reference.
+ */
+export function* balloon_page_putback(rt: Runtime, bc: BalloonCompaction, pfn: Pfn): Step {
+  const own_lock = bc.era.isolation !== "core";
+  const mem = bc.mm.m.mem;
+  if (own_lock) yield* lock_page(rt, bc.mm, pfn);
+  const b = balloon_page_device(bc, pfn);
+  rule(bc, RULE_PRIVATE_NAMES_DEVICE, b !== null, "balloon_page_putback", pfn);
+  if (b !== null) {
+    const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
+    if (pages_lock) yield* rt.spin_lock(b.pages_lock);
+    else yield* lockless_list_write(rt, pfn);
+    if (bc.era.isolation === "private_flag") SetPageFlag(mem, pfn, PG_private);
+    if (own_lock) bc.mm.era.ClearPageIsolated(mem, pfn);
+    list_add(mem, pfn, b.pages);
+    b.nr_listed++;
+    b.isolated_pages--;
+    if (pages_lock) yield* rt.spin_unlock(b.pages_lock);
+  }
+  if (own_lock) yield* unlock_page(rt, bc.mm, pfn);
+}
+
+/**
+ * balloon_page_migrate(): the migrate_page callback: both pages are locked
+ * by the core (unless the 2026 core's page lock rule is dropped); the
+ * device's driver does the move.
  */
 export function* balloon_page_migrate(
   rt: Runtime,
@@ -510,8 +708,15 @@ export function* balloon_page_migrate(
   mode: number,
 ): StepOf<number> {
   const mem = bc.mm.m.mem;
-  VM_BUG_ON_PAGE(!PageLocked(mem, page), mem, page, "balloon_page_migrate: page not locked");
-  VM_BUG_ON_PAGE(!PageLocked(mem, newpage), mem, newpage, "balloon_page_migrate: newpage unlocked");
+  if (core_locks_pages(bc)) {
+    VM_BUG_ON_PAGE(!PageLocked(mem, page), mem, page, "balloon_page_migrate: page not locked");
+    VM_BUG_ON_PAGE(
+      !PageLocked(mem, newpage),
+      mem,
+      newpage,
+      "balloon_page_migrate: newpage unlocked",
+    );
+  }
   const b = balloon_page_device(bc, page);
   rule(bc, RULE_PRIVATE_NAMES_DEVICE, b !== null, "balloon_page_migrate", page);
   if (b === null || b.migratepage === null) return -EAGAIN;
@@ -531,19 +736,18 @@ export function verify_balloon_dev_info(bc: BalloonCompaction, b: BalloonDevInfo
     throw new KernelBug(`balloon '${b.name}': isolated_pages ${b.isolated_pages} < 0`);
   for (let p = mem.lru_next[b.pages]; p !== b.pages; p = mem.lru_next[p]) {
     VM_BUG_ON_PAGE(!PageBalloon(bc, p), mem, p, "balloon list: page without the balloon type");
-    VM_BUG_ON_PAGE(mem.page_private[p] !== b.id, mem, p, "balloon list: private names another");
+    VM_BUG_ON_PAGE(balloon_page_device(bc, p) !== b, mem, p, "balloon list: names another device");
     VM_BUG_ON_PAGE(PageIsolated(mem, p), mem, p, "balloon list: isolated page on the list");
     VM_BUG_ON_PAGE(mem._refcount[p] < 1, mem, p, "balloon list: page without reference");
   }
   return n;
 }
 
-/** Pages whose page->private names `b` and that carry the balloon type (O(nr_pages)). */
+/** Pages that belong to `b` by the era's identity (balloon_page_device; O(nr_pages)). */
 export function balloon_pages_owned(bc: BalloonCompaction, b: BalloonDevInfo): number {
   const mem = bc.mm.m.mem;
-  const t = bc.era.page_type;
   let n = 0;
   for (let p = 0; p < mem.nr_pages; p++)
-    if (mem.page_private[p] === b.id && mem.page_type[p] === t) n++;
+    if (PageBalloon(bc, p) && balloon_page_device(bc, p) === b) n++;
   return n;
 }

@@ -82,10 +82,10 @@ import {
   type Zone,
 } from "./mmzone.ts";
 import {
-  __PageMovable,
   ISOLATE_ASYNC_MIGRATE,
   ISOLATE_UNEVICTABLE,
   isolate_movable_page,
+  movable_page_candidate,
 } from "./movable_ops.ts";
 import {
   clear_pageblock_skip,
@@ -417,7 +417,7 @@ function* isolate_migratepages_block(
       low_pfn += n - 1;
       nr_scanned += n - 1;
     } else if (!PageLRU(mem, low_pfn)) {
-      if (__PageMovable(mm, low_pfn) && !mm.era.PageIsolated(mem, low_pfn)) {
+      if (movable_page_candidate(mm, low_pfn)) {
         if ((yield* isolate_movable_page(rt, mm, low_pfn, isolate_mode)) === 0) {
           list_add(mem, low_pfn, cc.migratepages);
           isolated = true;

@@ -17,11 +17,17 @@
  * LRU, and frees the old page to the buddy allocator by dropping the
  * isolation reference, the last one. A page with references the owner does
  * not account for (a pin) answers -EAGAIN on every pass and ends failed.
- * movable_ops pages: the driver's migrate_page does the move.
+ * movable_ops pages: the driver's migrate_page does the move. The core
+ * recognises an isolated driver page by the era's predicate
+ * (MovableEra.isolated_movable_page: 2012 the balloon mapping, 2014
+ * PageBalloon, later __PageMovable / page_has_movable_ops), so the 2012 and
+ * 2014 hooks (balloon_page_migrate called from unmap_and_move) and the
+ * movable_ops framework share one path.
  *
  * Locks: old page lock (trylock; sleeping only for sync callers once
  * forced), then new page lock (trylock), then the driver's locks inside its
- * callback; lruvec->lru_lock to put pages back on the LRU, with no page
+ * callback (for movable pages only if the era's core locks pages: rule
+ * core-page-lock of 2026); lruvec->lru_lock to put pages back on the LRU, with no page
  * lock held by the time it matters.
  * Invariants: every page on `from` is isolated (LRU pages: PG_lru clear, one
  * isolation reference, counted in NR_ISOLATED_*; movable pages: PG_isolated);
@@ -44,7 +50,7 @@ import { owner_refs, page_address_space } from "./mm/owner.ts";
 import { lock_page, trylock_page, unlock_page } from "./mm/pagemap.ts";
 import type { MmState } from "./mm/state.ts";
 import {
-  __PageMovable,
+  core_page_lock,
   era_lock,
   era_unlock,
   MovableOpsError,
@@ -63,6 +69,11 @@ import {
   PG_uptodate,
   PG_workingset,
 } from "./page.ts";
+import {
+  RULE_MIGRATE_ROUTES_BY_IDENTITY,
+  RULE_NEWPAGE_FATE_BEFORE_UNLOCK,
+  rule_holds,
+} from "./rules.ts";
 import { NR_MLOCK, PGMIGRATE_FAIL, PGMIGRATE_SUCCESS } from "./vmstat_items.ts";
 
 // enum migrate_mode
@@ -162,7 +173,7 @@ function* unmap_and_move(
   const mem = m.mem;
   const newpage = get_new_page(page);
   if (newpage < 0) return -ENOMEM;
-  const movable = __PageMovable(mm, page);
+  const movable = mm.era.isolated_movable_page(mem, page);
   const iso_item = movable ? -1 : nr_isolated_item(mem, page);
   let rc: number;
   let moved = false;
@@ -190,7 +201,7 @@ function* unmap_and_move(
   if (!moved) {
     if (put_new_page) put_new_page(newpage);
     else put_page(rt, mm, newpage);
-  } else if (movable) put_page(rt, mm, newpage);
+  } else if (movable && !newpage_goes_to_lru(mm, newpage)) put_page(rt, mm, newpage);
   else {
     // putback_lru_page(newpage): the owner may already have let go of it.
     yield* lru_cache_add(rt, mm, newpage);
@@ -198,6 +209,18 @@ function* unmap_and_move(
   }
   if (broken) throw broken;
   return rc;
+}
+
+/**
+ * Whether a migrated movable page's target is put back on the LRU. Never:
+ * the fate follows the old page's kind, known before unlocking. Before the
+ * 2019 fix (rule newpage-fate-before-unlock dropped; 2014 era) the code
+ * looked at the new page after unlocking it: a deflate in between cleared
+ * PageBalloon, and the page went to the LRU.
+ */
+function newpage_goes_to_lru(mm: MmState, newpage: Pfn): boolean {
+  if (rule_holds(mm, RULE_NEWPAGE_FATE_BEFORE_UNLOCK)) return false;
+  return !mm.era.isolated_movable_page(mm.m.mem, newpage);
 }
 
 /** A freed-under-us movable page: clear PG_isolated if its driver let go. */
@@ -221,6 +244,11 @@ function* __unmap_and_move(
   mode: number,
 ): StepOf<number | MovableOpsError> {
   const mem = mm.m.mem;
+  const movable = mm.era.isolated_movable_page(mem, page);
+  if (movable && !core_page_lock(mm)) {
+    // 2026 without the core's page lock: nothing serialises but the flag.
+    return yield* move_to_new_movable_page(rt, mm, newpage, page, mode);
+  }
   if (!(yield* trylock_page(rt, mm, page))) {
     if (!force || mode === MIGRATE_ASYNC) return -EAGAIN;
     // Direct compaction (PF_MEMALLOC) never sleeps on a page lock: the
@@ -245,9 +273,11 @@ function* __unmap_and_move(
   if (can_move) {
     if (!(yield* trylock_page(rt, mm, newpage))) rc = -EAGAIN;
     else {
-      rc = __PageMovable(mm, page)
-        ? yield* move_to_new_movable_page(rt, mm, newpage, page, mode)
-        : migrate_lru_page(mm, newpage, page);
+      rc = !movable
+        ? migrate_lru_page(mm, newpage, page)
+        : rule_holds(mm, RULE_MIGRATE_ROUTES_BY_IDENTITY)
+          ? yield* move_to_new_movable_page(rt, mm, newpage, page, mode)
+          : yield* move_to_new_page_generic(rt, mm, newpage, page, mode);
       yield* unlock_page(rt, mm, newpage);
     }
   }
@@ -283,6 +313,29 @@ function* move_to_new_movable_page(
   }
   if (rc === 0) mm.era.ClearPageIsolated(mem, page);
   return rc as number;
+}
+
+/**
+ * The v3.8-v3.17 route of an isolated balloon page (rule
+ * migrate-routes-by-identity dropped): __unmap_and_move() asked the
+ * lockless scan predicate, which wants refcount == 1 and so is false for
+ * an isolated page; move_to_new_page() then called the mapping's
+ * migratepage (the balloon driver, which returned its special success
+ * code) and, the code not being MIGRATEPAGE_SUCCESS, cleared the new
+ * page's mapping: the new balloon page loses its identity.
+ */
+function* move_to_new_page_generic(
+  rt: Runtime,
+  mm: MmState,
+  newpage: Pfn,
+  page: Pfn,
+  mode: number,
+): StepOf<number | MovableOpsError> {
+  if (mm.era.__PageMovable(mm.m.mem, page))
+    return yield* move_to_new_movable_page(rt, mm, newpage, page, mode);
+  const rc = yield* move_to_new_movable_page(rt, mm, newpage, page, mode);
+  if (rc === 0) mm.m.mem.mapping[newpage] = 0;
+  return rc;
 }
 
 /**
@@ -332,7 +385,7 @@ export function* putback_movable_pages(rt: Runtime, mm: MmState, list: number): 
   for (let page = mem.lru_next[list]; page !== list; page = mem.lru_next[list]) {
     assert(++n <= mem.nr_pages, "putback_movable_pages: list walk bounded");
     list_del(mem, page);
-    if (__PageMovable(mm, page)) {
+    if (mm.era.isolated_movable_page(mem, page)) {
       yield* putback_movable_page(rt, mm, page);
     } else {
       mm.page_lruvec(page).pgdat.vm_stat[nr_isolated_item(mem, page)] -= 1;

@@ -3,8 +3,11 @@
  * (mm/migrate.c, mm/compaction.c; seed 002): a driver registers callbacks
  * {isolate_page, migrate_page, putback_page}, marks its pages with
  * __SetPageMovable(), and compaction can then isolate and migrate them.
- * How a movable page is encoded, which flag marks isolation and whether the
- * page lock is taken come from the era (eras/era.ts; 2016 implemented).
+ * How a movable page is encoded, which flag marks isolation, who pins and
+ * locks the page and whether the page lock is taken come from the era
+ * (eras/era.ts): in 2012 and 2014 the balloon hooks of compaction did the
+ * pinning, locking and rechecking themselves (driver_isolates), and the
+ * driver is found through the page type in 2014 and from 2025 on.
  *
  * Lock order: page lock (trylock in isolation, sleeping in putback), then
  * whatever lock the driver takes inside its callback (its list lock).
@@ -15,7 +18,8 @@
  *    page lock held; an isolated page is on no driver list;
  *  - the driver handle in page->mapping names a registered driver.
  * Rules (kernel/rules.ts; each can be switched off by name):
- *   recheck-movable-under-page-lock, recheck-isolated-under-page-lock.
+ *   recheck-movable-under-page-lock, recheck-isolated-under-page-lock,
+ *   core-page-lock (2026: the core's page lock serialises the isolated flag).
  * Contract checks: a callback whose answer is outside its contract (not a
  * boolean from isolate_page, a positive number from migrate_page, a page
  * still linked on a list after isolate_page said yes) raises MovableOpsError
@@ -32,7 +36,12 @@ import { put_page } from "./mm/lru.ts";
 import { lock_page, trylock_page, unlock_page } from "./mm/pagemap.ts";
 import type { MmState } from "./mm/state.ts";
 import type { Pfn } from "./page.ts";
-import { RULE_RECHECK_ISOLATED, RULE_RECHECK_MOVABLE, rule_holds } from "./rules.ts";
+import {
+  RULE_CORE_PAGE_LOCK,
+  RULE_RECHECK_ISOLATED,
+  RULE_RECHECK_MOVABLE,
+  rule_holds,
+} from "./rules.ts";
 
 /** isolate_mode_t bits (only what callers pass along). */
 export const ISOLATE_ASYNC_MIGRATE = 0x4;
@@ -42,6 +51,8 @@ export const ISOLATE_UNEVICTABLE = 0x8;
 export interface MovableOperations {
   /** The driver's name, for reports. */
   readonly name: string;
+  /** The page type its pages carry, for eras that find the driver by type (MovableEra.ops_by_type). */
+  readonly page_type?: number;
   /** Take the page off the driver's lists; page lock held. */
   isolate_page(rt: Runtime, mm: MmState, pfn: Pfn, mode: number): StepOf<boolean>;
   /** Move the driver's page from src to dst; both locked. 0, -EAGAIN or another -errno. */
@@ -68,10 +79,39 @@ export function register_movable_ops(mm: MmState, ops: MovableOperations): numbe
   return mm.movable_ops.length - 1;
 }
 
-/** page_movable_ops(): the driver of a movable page, or null if released. */
+/**
+ * page_movable_ops(): the driver of a movable page, or null if released.
+ * Eras that find it by page type (2014 PageBalloon, 2025 on PageOffline
+ * with PG_movable_ops) look for the driver registered for that type.
+ */
 export function page_movable_ops(mm: MmState, pfn: Pfn): MovableOperations | null {
-  const h = mm.era.page_movable_ops_handle(mm.m.mem, pfn);
+  const mem = mm.m.mem;
+  const t = mm.era.ops_by_type;
+  if (t !== 0) {
+    if (mem.page_type[pfn] !== t || !mm.era.isolated_movable_page(mem, pfn)) return null;
+    for (const ops of mm.movable_ops) if (ops !== null && ops.page_type === t) return ops;
+    return null;
+  }
+  const h = mm.era.page_movable_ops_handle(mem, pfn);
   return h === 0 ? null : (mm.movable_ops[h] ?? null);
+}
+
+/**
+ * The lockless test of compaction's scanner (isolate_migratepages_block)
+ * for a non-LRU page: might be a movable page not yet isolated. 2012 and
+ * 2014 have no isolated flag to peek at: the balloon's own predicate
+ * (__PageMovable of those eras) says it all.
+ */
+export function movable_page_candidate(mm: MmState, pfn: Pfn): boolean {
+  const mem = mm.m.mem;
+  return (
+    mm.era.__PageMovable(mem, pfn) && (mm.era.driver_isolates || !mm.era.PageIsolated(mem, pfn))
+  );
+}
+
+/** Whether the core takes the page lock for movable pages (era; 2026 rule core-page-lock). */
+export function core_page_lock(mm: MmState): boolean {
+  return mm.era.uses_page_lock && rule_holds(mm, RULE_CORE_PAGE_LOCK);
 }
 
 /** __PageMovable(): lockless, may be a false positive. */
@@ -95,18 +135,38 @@ export function __SetPageMovable(mm: MmState, pfn: Pfn, handle: number): void {
 /** __ClearPageMovable(): the driver releases its page (page lock held). */
 export function __ClearPageMovable(mm: MmState, pfn: Pfn): void {
   const mem = mm.m.mem;
-  VM_BUG_ON_PAGE(!mm.era.__PageMovable(mem, pfn), mem, pfn, "__ClearPageMovable: not movable");
+  VM_BUG_ON_PAGE(
+    !mm.era.isolated_movable_page(mem, pfn),
+    mem,
+    pfn,
+    "__ClearPageMovable: not movable",
+  );
   mm.era.__ClearPageMovable(mem, pfn);
 }
 
 function* era_trylock(rt: Runtime, mm: MmState, pfn: Pfn): StepOf<boolean> {
-  return mm.era.uses_page_lock ? yield* trylock_page(rt, mm, pfn) : true;
+  return core_page_lock(mm) ? yield* trylock_page(rt, mm, pfn) : true;
 }
 function* era_lock(rt: Runtime, mm: MmState, pfn: Pfn): Step {
-  if (mm.era.uses_page_lock) yield* lock_page(rt, mm, pfn);
+  if (core_page_lock(mm)) yield* lock_page(rt, mm, pfn);
 }
 function* era_unlock(rt: Runtime, mm: MmState, pfn: Pfn): Step {
-  if (mm.era.uses_page_lock) yield* unlock_page(rt, mm, pfn);
+  if (core_page_lock(mm)) yield* unlock_page(rt, mm, pfn);
+}
+
+/**
+ * 2012 and 2014: compaction calls the balloon's isolation directly after
+ * its lockless test (balloon_page_isolate() pins, locks and rechecks).
+ */
+function* isolate_by_driver(rt: Runtime, mm: MmState, pfn: Pfn, mode: number): StepOf<number> {
+  const mem = mm.m.mem;
+  yield* rt.access(OP_READ, pfn, "mapping");
+  const ops = mm.era.__PageMovable(mem, pfn) ? page_movable_ops(mm, pfn) : null;
+  if (ops === null) return -EBUSY;
+  const ok: unknown = yield* ops.isolate_page(rt, mm, pfn, mode);
+  if (typeof ok !== "boolean")
+    throw new MovableOpsError(ops.name, pfn, `isolate_page returned ${String(ok)}, not a boolean`);
+  return ok ? 0 : -EBUSY;
 }
 
 /**
@@ -122,6 +182,7 @@ export function* isolate_movable_page(
   pfn: Pfn,
   mode: number,
 ): StepOf<number> {
+  if (mm.era.driver_isolates) return yield* isolate_by_driver(rt, mm, pfn, mode);
   const mem = mm.m.mem;
   yield* rt.access(OP_ATOMIC, pfn, "refcount");
   if (mem._refcount[pfn] === 0) return -EBUSY; // being freed
@@ -175,6 +236,14 @@ export function* isolate_movable_page(
 export function* putback_movable_page(rt: Runtime, mm: MmState, pfn: Pfn): Step {
   const mem = mm.m.mem;
   VM_BUG_ON_PAGE(!mm.era.PageIsolated(mem, pfn), mem, pfn, "putback: movable page not isolated");
+  if (mm.era.driver_isolates) {
+    // 2012/2014: balloon_page_putback() locks the page and clears the state.
+    const ops = page_movable_ops(mm, pfn);
+    if (ops !== null) yield* ops.putback_page(rt, mm, pfn);
+    else mm.era.ClearPageIsolated(mem, pfn);
+    put_page(rt, mm, pfn);
+    return;
+  }
   yield* era_lock(rt, mm, pfn);
   const ops = page_movable_ops(mm, pfn);
   if (ops !== null) yield* ops.putback_page(rt, mm, pfn);

@@ -49,6 +49,11 @@ export const era2016: MovableEra = {
     ClearPageFlag(mem, pfn, PG_isolated);
   },
   uses_page_lock: true,
+  driver_isolates: false,
+  isolated_movable_page(mem: MemMap, pfn: Pfn): boolean {
+    return (mem.mapping[pfn] & PAGE_MAPPING_FLAGS) === PAGE_MAPPING_MOVABLE;
+  },
+  ops_by_type: 0,
 };
 
 /**
@@ -63,6 +68,7 @@ export const era2016: MovableEra = {
 export const balloon_era2016: BalloonEra = {
   name: "2016",
   device_lookup: "private",
+  isolation: "core",
   page_type: PGTY_balloon,
   uses_page_lock: true,
   global_pages_lock: false,

@@ -1,0 +1,444 @@
+/**
+ * check/balloon_kinds.ts: the balloon's thread kinds and invariants for the
+ * model checker, in every era of kernel/eras/index.ts. The kinds run the
+ * real balloon_compaction.ts, movable_ops.ts and migrate.ts paths against
+ * one balloon device with a small driver shaped like virtio-balloon (its
+ * migratepage is virtballoon_migratepage() without virtqueues: telling the
+ * host is one step that changes the frame's state at once, the host's ack).
+ *
+ *   balloon_inflate  fill_balloon() of one page: balloon_page_alloc(),
+ *                    balloon_page_enqueue(), tell the host (it discards
+ *                    the frame); under the driver's balloon_lock
+ *   balloon_deflate  leak_balloon() of one page: balloon_page_dequeue(),
+ *                    tell the host (it backs the frame again), then free
+ *                    the page (release_pages_balloon: put_page)
+ *   balloon_compact  compaction's scan of the balloon pages: the lockless
+ *                    test (movable_page_candidate), isolate_movable_page(),
+ *                    then migrate_pages() to a free target page and
+ *                    putback_movable_pages() of what failed
+ *   balloon_putback  isolate one balloon page; with no target (rt.choose)
+ *                    put it back at once, else migrate it
+ *
+ * The host's frame state lives in the page's content (mem.content, which
+ * the checker's footprints track): DISCARDED while the host has taken the
+ * frame, anything else when it backs it. Setup inflates `pages` pages.
+ *
+ * Locks: balloon_lock (a mutex) around inflate, deflate and the driver's
+ * migratepage (a trylock there, as virtio does), then the era's locks.
+ * Invariants (balloon_invariants(); each returns null or what is wrong):
+ *   balloon-listed-identity  every page on the device list carries the
+ *                            era's balloon identity for this device and no
+ *                            isolated mark (verify_balloon_dev_info)
+ *   balloon-one-place        each page of the device is on its list, or
+ *                            isolated by exactly one worker (on its list or
+ *                            in flight in its hands), never both
+ *   balloon-isolated-count   isolated_pages equals the isolated pages of
+ *                            the device (while its pages lock is free)
+ *   balloon-host-discarded   the guest never frees or reuses a frame the
+ *                            host discarded: such a frame is a balloon
+ *                            page, or held by the deflater telling the host
+ *   balloon-end-accounted    at the end the list and isolated_pages account
+ *                            for every page inflated and not deflated
+ * The checker's own invariants (list links, one place, refcounts balanced
+ * at the end, verify_machine) see the device as a DriverView.
+ */
+
+import {
+  BalloonCompaction,
+  type BalloonDevInfo,
+  balloon_devinfo_init,
+  balloon_page_alloc,
+  balloon_page_delete,
+  balloon_page_dequeue,
+  balloon_page_device,
+  balloon_page_enqueue,
+  balloon_page_insert,
+  PageBalloon,
+} from "../kernel/balloon_compaction.ts";
+import { era_by_name } from "../kernel/eras/index.ts";
+import { EAGAIN } from "../kernel/errno.ts";
+import { GFP_HIGHUSER_MOVABLE } from "../kernel/gfp.ts";
+import { list_add, list_count_nodes, list_empty } from "../kernel/list.ts";
+import {
+  MIGRATE_ASYNC,
+  MR_COMPACTION,
+  migrate_pages,
+  putback_movable_pages,
+} from "../kernel/migrate.ts";
+import { put_page, this_cpu } from "../kernel/mm/lru.ts";
+import { isolate_movable_page, movable_page_candidate } from "../kernel/movable_ops.ts";
+import { PageLRU, type Pfn } from "../kernel/page.ts";
+import { alloc_pages } from "../kernel/page_alloc/alloc.ts";
+import { era_rules, rule_names } from "../kernel/rules.ts";
+import {
+  type Lock,
+  OP_READ,
+  OP_WRITE,
+  type Runtime,
+  type Step,
+  type StepOf,
+} from "../runtime/runtime.ts";
+import { census, PLACE_DRIVER, PLACE_FREE, PLACE_PCP, PLACE_THREAD } from "./invariants.ts";
+import type {
+  CheckEra,
+  DriverView,
+  Invariant,
+  ThreadCtx,
+  ThreadKind,
+  Variant,
+  World,
+} from "./world.ts";
+
+/** The content of a frame the host has discarded. */
+export const DISCARDED = 0xdead;
+const EXT = "balloon";
+
+/** The balloon of one World, shared by the kinds (w.ext). */
+export interface BalloonRig {
+  readonly bc: BalloonCompaction;
+  readonly b: BalloonDevInfo;
+  readonly balloon_lock: Lock;
+  readonly view: BalloonView;
+  /** Pages inflated minus pages deflated (the driver's num_pages). */
+  num_pages: number;
+}
+
+/**
+ * The device as the checker's invariants see a driver. A page whose
+ * migration is half done (the new page is listed and isolated_pages
+ * already counts it out, the old page is not yet deleted) is in flight in
+ * the migrating thread's hands, not the device's.
+ */
+export class BalloonView implements DriverView {
+  readonly name = "balloon";
+  /** Old pages between insert(new) and delete(old) in migratepage. */
+  readonly handing_over = new Set<number>();
+  constructor(
+    readonly bc: BalloonCompaction,
+    readonly b: BalloonDevInfo,
+  ) {}
+  get pages(): number {
+    return this.b.pages;
+  }
+  get pages_lock(): Lock {
+    return this.b.pages_lock;
+  }
+  get isolated_pages(): number {
+    return this.b.isolated_pages;
+  }
+  /** The pages the device owns now: the era's identity names it. */
+  get slots(): Int32Array {
+    const mem = this.bc.mm.m.mem;
+    const out: number[] = [];
+    for (let p = 0; p < mem.nr_pages; p++)
+      if (
+        PageBalloon(this.bc, p) &&
+        balloon_page_device(this.bc, p) === this.b &&
+        !this.handing_over.has(p)
+      )
+        out.push(p);
+    return Int32Array.from(out);
+  }
+}
+
+/** Tell the host about one frame (one step): it discards it (inflate) or backs it again. */
+function* tell_host(rt: Runtime, w: World, pfn: Pfn, inflate: boolean): Step {
+  yield* rt.access(OP_WRITE, pfn, "content");
+  const content = w.m.mem.content;
+  if (content) content[pfn] = inflate ? DISCARDED : 0;
+}
+
+/**
+ * The driver's migratepage: virtballoon_migratepage() without virtqueues.
+ * Trylock balloon_lock (-EAGAIN), take the balloon's reference of the new
+ * page, insert it and uncount the isolated page under the pages lock, tell
+ * the host to take the new frame, delete the old page, tell the host to
+ * back the old frame, drop the old page's balloon reference.
+ */
+function* balloon_check_migratepage(
+  rt: Runtime,
+  w: World,
+  r: BalloonRig,
+  newpage: Pfn,
+  page: Pfn,
+): StepOf<number> {
+  const { bc, b } = r;
+  const mem = w.m.mem;
+  if (!(yield* rt.mutex_trylock(r.balloon_lock))) return -EAGAIN;
+  mem._refcount[newpage]++;
+  yield* rt.spin_lock(b.pages_lock);
+  balloon_page_insert(rt, bc, b, newpage);
+  b.isolated_pages--;
+  r.view.handing_over.add(page);
+  yield* rt.spin_unlock(b.pages_lock);
+  yield* tell_host(rt, w, newpage, true);
+  if (bc.era.delete_under_pages_lock) yield* rt.spin_lock(b.pages_lock);
+  balloon_page_delete(rt, bc, page);
+  r.view.handing_over.delete(page);
+  if (bc.era.delete_under_pages_lock) yield* rt.spin_unlock(b.pages_lock);
+  yield* tell_host(rt, w, page, false);
+  yield* rt.mutex_unlock(r.balloon_lock);
+  put_page(rt, bc.mm, page);
+  return 0;
+}
+
+/** The World's balloon, created once (setup inflates cfg.pages pages). */
+export function balloon_rig(w: World): BalloonRig {
+  const have = w.ext.get(EXT) as BalloonRig | undefined;
+  if (have) return have;
+  const era = era_by_name(w.cfg.era);
+  if (w.mm.era !== era.movable)
+    throw new Error(`balloon kinds: the World's core is era ${w.mm.era.name}, not ${w.cfg.era}`);
+  const bc = new BalloonCompaction(w.mm, { era: era.balloon });
+  const b = balloon_devinfo_init(bc, "balloon");
+  const balloon_lock = w.mm.new_lock("vb->balloon_lock", "mutex");
+  const r: BalloonRig = { bc, b, balloon_lock, view: new BalloonView(bc, b), num_pages: 0 };
+  b.migratepage = (rt, _b, newpage, page) => balloon_check_migratepage(rt, w, r, newpage, page);
+  w.ext.set(EXT, r);
+  w.drivers.push(r.view);
+  for (let i = 0; i < w.cfg.pages; i++) w.run_setup((rt) => inflate_one(rt, w, r));
+  return r;
+}
+
+/** fill_balloon() of one page: 1 if a page joined the balloon. */
+function* inflate_one(rt: Runtime, w: World, r: BalloonRig): StepOf<number> {
+  yield* rt.mutex_lock(r.balloon_lock);
+  const pfn = balloon_page_alloc(rt, r.bc);
+  if (pfn >= 0) {
+    yield* balloon_page_enqueue(rt, r.bc, r.b, pfn);
+    r.num_pages++;
+    yield* tell_host(rt, w, pfn, true);
+  }
+  yield* rt.mutex_unlock(r.balloon_lock);
+  return pfn >= 0 ? 1 : 0;
+}
+
+/** compaction_alloc(): a free target page for migration, or -1. */
+function compaction_alloc(rt: Runtime, w: World): (src: Pfn) => Pfn {
+  return () => alloc_pages(w.m, this_cpu(rt, w.m), GFP_HIGHUSER_MOVABLE, 0);
+}
+
+/** isolate_migratepages_block() for one pfn: the lockless tests, then isolation. */
+function* scan_one(rt: Runtime, w: World, ctx: ThreadCtx, pfn: Pfn) {
+  const mm = w.mm;
+  const mem = w.m.mem;
+  // Lockless: anything seen here is rechecked (or, rule dropped, trusted).
+  yield* rt.access(OP_READ, pfn, "PG_lru");
+  if (PageLRU(mem, pfn) || !movable_page_candidate(mm, pfn)) return false;
+  if ((yield* isolate_movable_page(rt, mm, pfn, 0)) !== 0) return false;
+  list_add(mem, pfn, ctx.list);
+  return true;
+}
+
+function* migrate_list(rt: Runtime, w: World, ctx: ThreadCtx): Step {
+  if (list_empty(w.m.mem, ctx.list)) return;
+  yield* migrate_pages(
+    rt,
+    w.mm,
+    ctx.list,
+    compaction_alloc(rt, w),
+    null,
+    MIGRATE_ASYNC,
+    MR_COMPACTION,
+  );
+  yield* putback_movable_pages(rt, w.mm, ctx.list);
+}
+
+export const BALLOON_KINDS: readonly ThreadKind[] = [
+  {
+    name: "balloon_inflate",
+    text: "fill_balloon() of one page: balloon_page_alloc, balloon_page_enqueue, the host discards the frame",
+    prepare: (w) => void balloon_rig(w),
+    body: (w) =>
+      function* (rt) {
+        yield* inflate_one(rt, w, balloon_rig(w));
+      },
+  },
+  {
+    name: "balloon_deflate",
+    text: "leak_balloon() of one page: balloon_page_dequeue, the host backs the frame again, put_page frees it",
+    prepare: (w) => void balloon_rig(w),
+    body: (w) =>
+      function* (rt) {
+        const r = balloon_rig(w);
+        yield* rt.mutex_lock(r.balloon_lock);
+        const pfn = yield* balloon_page_dequeue(rt, r.bc, r.b);
+        if (pfn >= 0) {
+          r.num_pages--;
+          yield* tell_host(rt, w, pfn, false);
+        }
+        yield* rt.mutex_unlock(r.balloon_lock);
+        if (pfn >= 0) put_page(rt, w.mm, pfn);
+      },
+  },
+  {
+    name: "balloon_compact",
+    text: "compaction: isolate the balloon pages (lockless test, isolate_movable_page), migrate_pages them, put back failures",
+    prepare: (w) => void balloon_rig(w),
+    body: (w, ctx) =>
+      function* (rt) {
+        for (const pfn of w.scan_pfns) yield* scan_one(rt, w, ctx, pfn);
+        yield* migrate_list(rt, w, ctx);
+      },
+  },
+  {
+    name: "balloon_putback",
+    text: "isolate one balloon page; with no migration target (rt.choose) put it back, else migrate it",
+    prepare: (w) => void balloon_rig(w),
+    body: (w, ctx) =>
+      function* (rt) {
+        const pfn = w.scan_pfns[ctx.index % Math.max(1, w.scan_pfns.length)];
+        if (pfn === undefined || !(yield* scan_one(rt, w, ctx, pfn))) return;
+        if (rt.choose(2) === 0) yield* putback_movable_pages(rt, w.mm, ctx.list);
+        else yield* migrate_list(rt, w, ctx);
+      },
+  },
+];
+
+// ---- invariants -------------------------------------------------------------------
+
+function rig_of(w: World): BalloonRig | null {
+  return (w.ext.get(EXT) as BalloonRig | undefined) ?? null;
+}
+
+export const BALLOON_INVARIANTS: readonly Invariant[] = [
+  {
+    name: "balloon-listed-identity",
+    text: "while the pages lock is free, every page on the device list is a balloon page of this device, not isolated, with a reference",
+    when: "step",
+    check: (w) => {
+      const r = rig_of(w);
+      if (!r || r.b.pages_lock.owner !== -1) return null;
+      const c = census(w);
+      if (c.links) return null; // list-links-intact reports it
+      const mem = w.m.mem;
+      for (let p = mem.lru_next[r.b.pages]; p !== r.b.pages; p = mem.lru_next[p]) {
+        if (!PageBalloon(r.bc, p) || balloon_page_device(r.bc, p) !== r.b)
+          return `pfn ${p} is on the balloon list without the era's balloon identity`;
+        if (w.mm.era.PageIsolated(mem, p)) return `pfn ${p} is on the balloon list and isolated`;
+        if (mem._refcount[p] < 1)
+          return `pfn ${p} is on the balloon list with refcount ${mem._refcount[p]}`;
+      }
+      if (list_count_nodes(mem, r.b.pages, mem.nr_pages) !== r.b.nr_listed)
+        return `balloon list length differs from nr_listed ${r.b.nr_listed}`;
+      return null;
+    },
+  },
+  {
+    name: "balloon-one-place",
+    text: "while the pages lock is free, each page of the device is on its list or isolated by exactly one worker, never both, never on a free list",
+    when: "step",
+    check: (w) => {
+      const r = rig_of(w);
+      if (!r || r.b.pages_lock.owner !== -1) return null;
+      const c = census(w);
+      if (c.links) return null;
+      const mem = w.m.mem;
+      const listed = PLACE_DRIVER + w.drivers.indexOf(r.view);
+      for (const p of r.view.slots) {
+        const pl = c.place[p];
+        if (pl === PLACE_FREE || pl === PLACE_PCP) return `balloon pfn ${p} is on a free list`;
+        const iso = w.mm.era.PageIsolated(mem, p);
+        if (pl === listed && iso) return `balloon pfn ${p} is on the device list and isolated`;
+        if (pl >= PLACE_THREAD && !iso)
+          return `balloon pfn ${p} is on ${w.ctxs[pl - PLACE_THREAD].name}'s list but not isolated`;
+      }
+      return null;
+    },
+  },
+  {
+    name: "balloon-isolated-count",
+    text: "while the pages lock is free, isolated_pages equals the device's isolated pages and is never negative",
+    when: "step",
+    check: (w) => {
+      const r = rig_of(w);
+      if (!r) return null;
+      if (r.b.isolated_pages < 0) return `isolated_pages is ${r.b.isolated_pages}`;
+      if (r.b.pages_lock.owner !== -1) return null;
+      let n = 0;
+      for (const p of r.view.slots) if (w.mm.era.PageIsolated(w.m.mem, p)) n++;
+      return n === r.b.isolated_pages
+        ? null
+        : `isolated_pages = ${r.b.isolated_pages} but ${n} balloon pages are isolated`;
+    },
+  },
+  {
+    name: "balloon-host-discarded",
+    text: "a frame the host discarded is never free, on the LRU or owned by anyone but the balloon (or the deflater telling the host)",
+    when: "step",
+    check: (w) => {
+      const r = rig_of(w);
+      const content = w.m.mem.content;
+      if (!r || !content) return null;
+      const c = census(w);
+      if (c.links) return null;
+      for (let p = 0; p < content.length; p++) {
+        if (content[p] !== DISCARDED) continue;
+        const pl = c.place[p];
+        if (pl === PLACE_FREE || pl === PLACE_PCP || w.m.mem._refcount[p] === 0)
+          return `pfn ${p}: the host discarded it but the guest freed it`;
+        if (PageLRU(w.m.mem, p)) return `pfn ${p}: the host discarded it but it is on the LRU`;
+      }
+      return null;
+    },
+  },
+  {
+    name: "balloon-end-accounted",
+    text: "at the end the device list plus isolated_pages holds every page inflated and not deflated, each with one reference",
+    when: "end",
+    check: (w) => {
+      const r = rig_of(w);
+      if (!r) return null;
+      const mem = w.m.mem;
+      const listed = list_count_nodes(mem, r.b.pages, mem.nr_pages);
+      if (r.b.isolated_pages !== 0) return `isolated_pages is ${r.b.isolated_pages} at the end`;
+      if (listed !== r.num_pages)
+        return `the list holds ${listed} pages, the driver counts ${r.num_pages}`;
+      const owned = r.view.slots.length;
+      if (owned !== r.num_pages)
+        return `${owned} pages carry the balloon identity, the driver counts ${r.num_pages}`;
+      return null;
+    },
+  },
+];
+
+/**
+ * A checker era for balloon era `name` (kernel/eras/index.ts): its core, its
+ * rules, its variants (each drops its fix rules), the balloon kinds and
+ * invariants, and a standard configuration.
+ */
+export function balloon_check_era(name: string): CheckEra {
+  const info = era_by_name(name);
+  const variants: Variant[] = info.variants.map((v) => ({
+    name: v.name,
+    text: v.description,
+    apply: (w: World) => {
+      for (const r of v.drops) w.mm.dropped_rules.add(r);
+    },
+  }));
+  return {
+    name,
+    era: info.movable,
+    rules: [...info.rules],
+    variants,
+    standard: { threads: ["balloon_compact", "balloon_deflate", "balloon_inflate"], pages: 3 },
+    threads: BALLOON_KINDS.map((k) => k.name),
+    invariants: BALLOON_INVARIANTS,
+  };
+}
+
+/**
+ * Register the balloon kinds with the checker's registry (threads.ts
+ * register_thread_kind) and return the CheckEra of every balloon era for
+ * eras.ts register_check_era(). Names are checked against kernel/rules.ts.
+ */
+export function register_balloon_kinds(register_thread_kind: (k: ThreadKind) => void): CheckEra[] {
+  for (const k of BALLOON_KINDS) register_thread_kind(k);
+  const known = rule_names();
+  return ["2012", "2014", "2016", "2022", "2025", "2026"].map((name) => {
+    const era = balloon_check_era(name);
+    for (const r of [...era.rules, ...era_rules(name, "fix")])
+      if (!known.includes(r)) throw new Error(`era ${name}: rule '${r}' unknown`);
+    return era;
+  });
+}
