@@ -25,7 +25,7 @@ import { __ClearPageMovable } from "../src/kernel/movable_ops.ts";
 import { OP_ATOMIC, OP_READ } from "../src/runtime/runtime.ts";
 
 const cfg = (threads: string[], pages: number, drop_rules: string[] = []): CheckConfig => ({
-  era: "2016",
+  era: "2016-toy",
   threads,
   pages,
   drop_rules,
@@ -79,7 +79,7 @@ register_thread_kind({
       yield* lock_page(rt, w.mm, toy_driver(w).slots[0]);
     },
 });
-const base = check_era("2016")!;
+const base = check_era("2016-toy")!;
 register_check_era({
   ...base,
   name: "test-2016-nolock",
@@ -90,7 +90,7 @@ register_check_era({
 
 describe("check: exhaustive", () => {
   it("check: the 2016 standard configuration (compact, deflate, inflate on 2 pages) has no violation", () => {
-    const c = standard_config("2016");
+    const c = standard_config("2016-toy");
     expect(c.threads).toEqual(["compact", "deflate", "inflate"]);
     expect(c.pages).toBe(2);
     const r = run_check(c, { mode: "exhaustive" });
@@ -274,7 +274,7 @@ describe("check: random (PCT)", () => {
   });
 
   it("check: PCT on the intact standard configuration stays within its budget and finds nothing", () => {
-    const r = run_check(standard_config("2016"), { mode: "random", seed: 1, budget: 200 });
+    const r = run_check(standard_config("2016-toy"), { mode: "random", seed: 1, budget: 200 });
     expect(r.violation).toBeNull();
     expect(r.executions).toBe(200);
     expect(r.complete).toBe(false);
@@ -298,11 +298,15 @@ describe("check: invariants", () => {
     expect(info.threads).toEqual(
       expect.arrayContaining(["compact", "putback", "deflate", "inflate", "isolate_lru", "free"]),
     );
-    expect(info.rules["2016"]).toEqual([
+    expect(info.rules["2016-toy"]).toEqual([
       "recheck-movable-under-page-lock",
       "recheck-isolated-under-page-lock",
       "dequeue-skips-isolated",
     ]);
-    expect(info.variants["2016"]).toEqual([]);
+    expect(info.variants["2016-toy"]).toEqual([]);
+    expect(info.eras).toEqual(
+      expect.arrayContaining(["2012", "2014", "2016", "2022", "2025", "2026"]),
+    );
+    expect(info.variants["2016"]).toEqual(["E19-double-list-del"]);
   });
 });

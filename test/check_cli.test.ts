@@ -23,16 +23,16 @@ describe("pagesim check", () => {
     expect(Object.keys(j).sort()).toEqual(["eras", "rules", "threads", "variants"]);
     expect(j.eras).toContain("2016");
     expect(j.rules["2016"]).toContain("recheck-movable-under-page-lock");
-    expect(j.variants["2016"]).toEqual([]);
+    expect(j.variants["2016"]).toEqual(["E19-double-list-del"]);
     expect(j.threads).toContain("compact");
   });
 
   it("cli check: the standard configuration passes (exit 0) and --json reports the search", () => {
-    const r = pagesim("check", "--era", "2016", "--json");
+    const r = pagesim("check", "--era", "2016-toy", "--json");
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
     expect(j).toMatchObject({
-      era: "2016",
+      era: "2016-toy",
       mode: "exhaustive",
       complete: true,
       violation: null,
@@ -48,7 +48,7 @@ describe("pagesim check", () => {
     const r = pagesim(
       "check",
       "--era",
-      "2016",
+      "2016-toy",
       "--threads",
       "compact,deflate",
       "--pages",

@@ -6,10 +6,14 @@
  * the tests exhaust and `pagesim check --era E` runs without --threads and
  * --pages) and any invariants of its own.
  *
- * Today: 2016 (the movable_ops framework of v4.8) with a toy driver shaped
- * like its balloon. To add an era (the balloon eras 2012..2026): build its
- * MovableEra in kernel/eras/, list its rules in kernel/rules.ts RULES, and
- * register_check_era() here with its thread kinds and invariants.
+ * The balloon eras 2012, 2014, 2016, 2022, 2025 and 2026 (kernel/eras/:
+ * each era's core and balloon protocol, its rules and its historical
+ * variants; thread kinds, invariants, witnesses and standard
+ * configurations in balloon_kinds.ts), and "2016-toy": the movable_ops
+ * framework of v4.8 with a small test driver shaped like its balloon (the
+ * generic kinds compact, deflate, inflate, putback, isolate_lru, free).
+ * To add an era: build its MovableEra and BalloonEra in kernel/eras/, list
+ * its rules in kernel/rules.ts RULES, and register it here.
  *
  * Invariant: every rule an era lists is in kernel/rules.ts RULES with that
  * era, and every thread kind it lists is registered (checked at lookup).
@@ -22,7 +26,8 @@ import {
   RULE_RECHECK_MOVABLE,
   RULES,
 } from "../kernel/rules.ts";
-import { thread_kind } from "./threads.ts";
+import { register_balloon_kinds } from "./balloon_kinds.ts";
+import { register_thread_kind, thread_kind } from "./threads.ts";
 import type { CheckEra } from "./world.ts";
 
 const ERAS = new Map<string, CheckEra>();
@@ -30,7 +35,7 @@ const ERAS = new Map<string, CheckEra>();
 export function register_check_era(era: CheckEra): void {
   if (ERAS.has(era.name)) throw new Error(`era '${era.name}' registered twice`);
   for (const r of era.rules) {
-    if (!RULES.some((x) => x.name === r && x.era === era.name)) {
+    if (!RULES.some((x) => x.name === r && x.era === era.name.replace(/-toy$/, ""))) {
       throw new Error(`era ${era.name}: rule '${r}' is not in kernel/rules.ts for this era`);
     }
   }
@@ -51,10 +56,12 @@ export function check_eras(): CheckEra[] {
   return [...ERAS.values()];
 }
 
+for (const era of register_balloon_kinds(register_thread_kind)) register_check_era(era);
+
 register_check_era({
-  name: "2016",
+  name: "2016-toy",
   era: era2016,
-  rules: RULES.filter((r) => r.era === "2016").map((r) => r.name),
+  rules: [RULE_RECHECK_MOVABLE, RULE_RECHECK_ISOLATED, RULE_DEQUEUE_SKIPS_ISOLATED],
   variants: [],
   witnesses: {
     // Deflate releases and unlinks the page between compaction's lockless
