@@ -72,6 +72,8 @@ function rule_metrics(era_name: string): Metrics {
   const era = check_eras().find((e) => e.name === era_name)!;
   for (const rule of era.rules) {
     const w = era.witnesses[rule];
+    // A rule without an exhaustive witness (README "Eras") has no time to first counterexample.
+    if (!w) continue;
     const res = resolve({
       era: era_name,
       threads: w.threads,
