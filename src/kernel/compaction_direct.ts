@@ -38,7 +38,14 @@
  * restored when a run ends, also when it throws.
  */
 
-import type { Lock, Runtime, Step, StepOf } from "../runtime/runtime.ts";
+import {
+  done_step,
+  type Lock,
+  NO_STEP,
+  type Runtime,
+  type Step,
+  type StepOf,
+} from "../runtime/runtime.ts";
 import { assert, KernelBug } from "./bug.ts";
 import {
   type CaptureControl,
@@ -72,14 +79,6 @@ import { COMPACTFAIL, COMPACTSTALL, COMPACTSUCCESS } from "./vmstat_items.ts";
 
 /** MIN_COMPACT_PRIORITY: the hardest priority (whole zone, skip hints ignored). */
 export const MIN_COMPACT_PRIORITY = COMPACT_PRIO_SYNC_FULL;
-
-/**
- * A finished generator: `yield*` on it returns at once, so lockless reads
- * and cond_resched() cost no allocation in an inline run. It holds no
- * state: a finished generator only ever answers "done".
- */
-const NO_STEP: Step = (function* (): Step {})();
-NO_STEP.next();
 
 /** Lock owner id of an inline run that started outside any runtime thread. */
 const INLINE_TASK = -2;
@@ -164,14 +163,13 @@ export class InlineRuntime implements Runtime {
   }
 
   /** An inline run cannot sleep: the wait times out at once. */
-  // biome-ignore lint/correctness/useYield: nothing to announce inline
-  *wait_event_timeout(
+  wait_event_timeout(
     _obj: number,
     _field: string,
     cond: () => boolean,
     _timeout_ns: number,
   ): StepOf<boolean> {
-    return cond();
+    return done_step(cond());
   }
 
   /** Simulated time stands still inside one step. */

@@ -39,8 +39,10 @@
  */
 
 import {
+  done_step,
   type Lock,
   type LockKind,
+  NO_STEP,
   OP_ATOMIC,
   OP_LOCK,
   OP_NAMES,
@@ -136,22 +138,6 @@ export interface ExecutionOptions {
   record_stack?: boolean | ((path: string) => boolean);
 }
 
-/** An already finished step yielding `value`: `yield*` on it returns at once. */
-function done_step<T>(value: T): StepOf<T> {
-  const result: IteratorReturnResult<T> = { done: true, value };
-  const it = {
-    next: () => result,
-    return: () => result,
-    throw: (e: unknown): never => {
-      throw e;
-    },
-    [Symbol.iterator]() {
-      return it;
-    },
-  };
-  return it as unknown as StepOf<T>;
-}
-const NO_STEP: Step = done_step(undefined);
 const STEP_TRUE: StepOf<boolean> = done_step(true);
 
 export class Execution implements Runtime {

@@ -106,3 +106,26 @@ export interface Runtime {
   /** A nondeterministic choice in [0, n): the checker enumerates, the simulator draws. */
   choose(n: number): number;
 }
+
+/**
+ * An already finished step returning `value`: `yield*` on it returns at
+ * once without announcing anything (a runtime that knows nobody can
+ * interleave, or an inline run, hands these out instead of real steps).
+ */
+export function done_step<T>(value: T): StepOf<T> {
+  const result: IteratorReturnResult<T> = { done: true, value };
+  const it = {
+    next: () => result,
+    return: () => result,
+    throw: (e: unknown): never => {
+      throw e;
+    },
+    [Symbol.iterator]() {
+      return it;
+    },
+  };
+  return it as unknown as StepOf<T>;
+}
+
+/** The finished step with no value. */
+export const NO_STEP: Step = done_step(undefined);
