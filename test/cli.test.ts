@@ -132,7 +132,7 @@ describe("pagesim run", () => {
     expect(existsSync(out)).toBe(false);
   });
 
-  it("cli: what is not modelled yet is refused with exit 2 and its line", () => {
+  it("cli: what is not modelled or did not exist in the era is refused with exit 2 and its line", () => {
     const dir = tmp();
     const file = join(dir, "balloon.yaml");
     writeFileSync(file, "name: b\nhost:\n  memory: 16GiB\n");
@@ -140,9 +140,15 @@ describe("pagesim run", () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain("host: a host needs a balloon device in the guest (balloons) (line 2)");
     expect(r.out).toBe("");
-    const era = pagesim("run", SMALL, "--era", "2012");
+    // A balloon feature the era's kernel did not have yet, with its line.
+    const old = join(dir, "old.yaml");
+    writeFileSync(old, "name: o\nballoons:\n  - features: [stats_vq, free_page_reporting]\n");
+    const era = pagesim("run", old, "--era", "2014");
     expect(era.code).toBe(2);
-    expect(era.err).toContain("era: era 2012 is not yet supported");
+    expect(era.err).toContain(
+      "balloons[0].features[1]: free_page_reporting (VIRTIO_BALLOON_F_REPORTING) came with Linux v5.7; era 2014 models v3.18-v4.7, whose virtio_balloon driver lacks it (line 3)",
+    );
+    expect(era.out).toBe("");
   });
 
   it("cli: bad arguments exit 2 with a message naming the problem", async () => {

@@ -1,8 +1,10 @@
 // Scenario files: defaults, units, and one clear message per problem with its path and line.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { ERAS as ERA_REGISTRY } from "../src/kernel/eras/index.ts";
 import { DEFAULT_SCENARIO_YAML } from "../src/workload/default_scenario.ts";
 import { parse_scenario, ScenarioError } from "../src/workload/load.ts";
+import { ERAS } from "../src/workload/scenario.ts";
 import { format_duration, format_size, parse_duration, parse_size } from "../src/workload/units.ts";
 
 function problems(text: string): string[] {
@@ -30,6 +32,19 @@ describe("scenario schema", () => {
     expect(sc.balloons).toEqual([]);
     expect(sc.host).toBeUndefined();
     expect(sc.workload).toEqual([]);
+  });
+
+  it("scenario: every era of the registry is a valid era; an unknown one names them all", () => {
+    expect(ERAS).toEqual(Object.keys(ERA_REGISTRY));
+    expect(ERAS).toEqual(["2012", "2014", "2016", "2022", "2025", "2026"]);
+    for (const era of ERAS) expect(parse_scenario(`era: "${era}"\n`, "t.yaml").era).toBe(era);
+    expect(problems('name: x\nera: "2013"\n')).toEqual([
+      "t.yaml: era: expected one of 2012, 2014, 2016, 2022, 2025, 2026, got '2013' (line 2)",
+    ]);
+    // A number is not an era name (YAML reads 2016 unquoted as a number).
+    expect(problems("era: 2016\n")).toEqual([
+      "t.yaml: era: expected one of 2012, 2014, 2016, 2022, 2025, 2026, got 2016 (line 1)",
+    ]);
   });
 
   it("scenario: YAML and JSON give the same scenario", () => {
@@ -95,7 +110,7 @@ describe("scenario schema", () => {
     expect(p).toContain("t.yaml: machine.cpus: expected an integer from 1 to 1024, got 0 (line 3)");
     expect(p).toContain("t.yaml: machine.colour: unknown field (line 4)");
     expect(p).toContain(
-      "t.yaml: era: expected one of 2012, 2016, 2022, 2025, 2026, got 1999 (line 5)",
+      "t.yaml: era: expected one of 2012, 2014, 2016, 2022, 2025, 2026, got 1999 (line 5)",
     );
     expect(p).toContain(
       "t.yaml: duration: expected a duration like '30s' or '250ms', got 'soon' (line 6)",

@@ -18,7 +18,10 @@
  *
  * CONFIG_BALLOON_COMPACTION: `compaction: false` builds the interface
  * without it: pages are not marked movable, compaction steps around them,
- * dequeue does not look at PG_isolated.
+ * dequeue does not look at PG_isolated. In 2012 the header's stubs then
+ * only link and unlink the page (no balloon mapping: nothing says "balloon
+ * page"); pagesim marks such a page with the PGTY_balloon page type as a
+ * ghost, so that the invariants and the host can still tell whose it is.
  *
  * Lock order (2012-2025): page lock, then b_dev_info->pages_lock. From
  * 2016 on enqueue and dequeue hold pages_lock and only *try* the page lock,
@@ -193,10 +196,6 @@ export class BalloonCompaction implements MovableOperations {
     this.era = opts.era ?? balloon_era2016;
     this.page_type = this.era.page_type;
     this.compaction = opts.compaction ?? true;
-    if (this.era.device_lookup === "mapping" && !this.compaction)
-      throw new RangeError(
-        `balloon era ${this.era.name}: modelled with CONFIG_BALLOON_COMPACTION only`,
-      );
     for (const r of opts.drop_rules ?? []) {
       if (!rule_names().includes(r))
         throw new RangeError(`balloon: unknown rule '${r}' (rules: ${rule_names().join(", ")})`);
@@ -268,7 +267,11 @@ export function balloon_devinfo_release(bc: BalloonCompaction, b: BalloonDevInfo
 export function balloon_page_device(bc: BalloonCompaction, pfn: Pfn): BalloonDevInfo | null {
   const mem = bc.mm.m.mem;
   if (bc.era.device_lookup === "mapping") {
-    if (era2012.page_movable_ops_handle(mem, pfn) !== bc.handle) return null;
+    // Without CONFIG_BALLOON_COMPACTION there is no mapping: the ghost type.
+    const mine = bc.compaction
+      ? era2012.page_movable_ops_handle(mem, pfn) === bc.handle
+      : mem.page_type[pfn] === bc.era.page_type;
+    if (!mine) return null;
     return bc.devices.find((d) => d !== null) ?? null;
   }
   const id = mem.page_private[pfn];
@@ -277,7 +280,8 @@ export function balloon_page_device(bc: BalloonCompaction, pfn: Pfn): BalloonDev
 
 /**
  * Whether the page is a balloon page of the era: the balloon mapping
- * (2012), else the page type (PageBalloon / PageOffline).
+ * (2012; without CONFIG_BALLOON_COMPACTION the ghost page type), else the
+ * page type (PageBalloon / PageOffline).
  */
 export function PageBalloon(bc: BalloonCompaction, pfn: Pfn): boolean {
   if (bc.era.device_lookup === "mapping") return balloon_page_device(bc, pfn) !== null;
@@ -307,6 +311,15 @@ export function adjust_managed_page_count(m: Machine, pfn: Pfn, count: number): 
 }
 
 /**
+ * Whether balloon pages carry the era's page type: from 2014 on (PageBalloon,
+ * PageOffline); in 2012 only as the ghost of a build without
+ * CONFIG_BALLOON_COMPACTION (the stubs set no balloon mapping).
+ */
+function typed_balloon(bc: BalloonCompaction): boolean {
+  return bc.era.device_lookup === "private" || !bc.compaction;
+}
+
+/**
  * balloon_page_insert(): make `pfn` a balloon page of `b` and put it on the
  * list. Caller holds the page lock (2016) and the pages lock.
  */
@@ -323,7 +336,7 @@ export function balloon_page_insert(
   VM_BUG_ON_PAGE(mem.page_type[pfn] !== PGTY_none, mem, pfn, "balloon_page_insert: typed page");
   VM_BUG_ON_PAGE(mem._refcount[pfn] < 1, mem, pfn, "balloon_page_insert: page without reference");
   const by_private = bc.era.device_lookup === "private";
-  if (by_private) mem.page_type[pfn] = bc.era.page_type;
+  if (typed_balloon(bc)) mem.page_type[pfn] = bc.era.page_type;
   // 2012: page->mapping = the balloon mapping; 2014: SetPagePrivate (on the
   // list; the !CONFIG_BALLOON_COMPACTION stub did not set it); 2016:
   // PAGE_MAPPING_MOVABLE; 2025 on: PG_movable_ops.
@@ -349,7 +362,7 @@ export function __balloon_page_delete(bc: BalloonCompaction, b: BalloonDevInfo, 
     bc.era.isolation === "private_flag"
       ? !bc.compaction || PageFlag(mem, pfn, PG_private)
       : !PageIsolated(mem, pfn);
-  if (bc.era.device_lookup === "private") mem.page_type[pfn] = PGTY_none;
+  if (typed_balloon(bc)) mem.page_type[pfn] = PGTY_none;
   if (bc.era.isolation === "private_flag") ClearPageFlag(mem, pfn, PG_private);
   else if (bc.compaction) __ClearPageMovable(bc.mm, pfn);
   mem.page_private[pfn] = 0;

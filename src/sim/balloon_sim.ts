@@ -4,9 +4,13 @@
  * and `host` onto the kernel model and the host model, reusing the wiring
  * of src/host/rig.ts (attach_virtio_balloon, virtio_balloon_threads):
  *
- *  - eras: 2016, 2022 and 2026 exist (their balloon protocol; all three run
- *    on the 2016 movable_ops core); 2012 and 2025 are refused before
- *    anything runs (balloon_problems, exit 2 from the command);
+ *  - eras: every era of the registry (kernel/eras/index.ts) runs, each
+ *    with its own balloon protocol (ERAS[era].balloon) on its own movable
+ *    core (scenario_run.ts: ERAS[era].movable). A feature the era's driver
+ *    did not have yet (FEATURE_SINCE: deflate_on_oom before v3.19,
+ *    free_page_hint before v4.20, free_page_reporting before v5.7) and a
+ *    second device in 2012 are refused before anything runs
+ *    (balloon_problems, exit 2 from the command);
  *  - each balloons[i] is a virtio-balloon device probed on the guest's one
  *    BalloonCompaction (CONFIG_BALLOON_COMPACTION = kernel.balloon_compaction)
  *    with a view on the Host; its threads (driver work queue, host device,
@@ -31,10 +35,7 @@ import { type Host, type HostGuest, HostSafetyError } from "../host/host.ts";
 import { attach_virtio_balloon, virtio_balloon_threads } from "../host/rig.ts";
 import { BalloonCompaction } from "../kernel/balloon_compaction.ts";
 import { MEM_BYTES_MAX } from "../kernel/boot.ts";
-import type { BalloonEra } from "../kernel/eras/era.ts";
-import { balloon_era2016 } from "../kernel/eras/era2016.ts";
-import { balloon_era2022 } from "../kernel/eras/era2022.ts";
-import { balloon_era2026 } from "../kernel/eras/era2026.ts";
+import { ERAS } from "../kernel/eras/index.ts";
 import type { MmState } from "../kernel/mm/state.ts";
 import { PAGE_SIZE } from "../kernel/page.ts";
 import {
@@ -52,13 +53,6 @@ import { format_size } from "../workload/units.ts";
 import type { Sample } from "./sample.ts";
 import type { World } from "./world.ts";
 
-/** The eras pagesim models, with their balloon protocol. */
-export const BALLOON_ERAS: Record<string, BalloonEra> = {
-  "2016": balloon_era2016,
-  "2022": balloon_era2022,
-  "2026": balloon_era2026,
-};
-
 const FEATURE_BITS: Record<Scenario["balloons"][number]["features"][number], number> = {
   deflate_on_oom: VIRTIO_BALLOON_F_DEFLATE_ON_OOM,
   free_page_reporting: VIRTIO_BALLOON_F_REPORTING,
@@ -69,15 +63,55 @@ const FEATURE_BITS: Record<Scenario["balloons"][number]["features"][number], num
 /** Trace track (tid) of balloon device i: after the CPUs' tracks. */
 export const BALLOON_TRACK_BASE = 1000;
 
+/**
+ * When each virtio-balloon feature reached the driver (mainline release)
+ * and the first era whose last release has it. STATS_VQ (v2.6.34) is in
+ * every era.
+ */
+export const FEATURE_SINCE: Record<
+  Scenario["balloons"][number]["features"][number],
+  { bit: string; kernel: string; first_era: string }
+> = {
+  // "virtio_balloon: free some memory from balloon on OOM" (5a10b7dbf904).
+  deflate_on_oom: { bit: "VIRTIO_BALLOON_F_DEFLATE_ON_OOM", kernel: "v3.19", first_era: "2014" },
+  // "virtio-balloon: VIRTIO_BALLOON_F_FREE_PAGE_HINT" (86a559787e6f).
+  free_page_hint: { bit: "VIRTIO_BALLOON_F_FREE_PAGE_HINT", kernel: "v4.20", first_era: "2016" },
+  // Free page reporting (mm/page_reporting.c and its virtio-balloon user).
+  free_page_reporting: { bit: "VIRTIO_BALLOON_F_REPORTING", kernel: "v5.7", first_era: "2016" },
+  stats_vq: { bit: "VIRTIO_BALLOON_F_STATS_VQ", kernel: "v2.6.34", first_era: "2012" },
+};
+
+/** What the era's driver could not do: a feature it did not have yet, a second 2012 device. */
+function era_problems(sc: Scenario, p: (path: string, message: string) => void): void {
+  const era = ERAS[sc.era];
+  if (!era) {
+    p("era", `unknown era '${sc.era}' (eras: ${Object.keys(ERAS).join(", ")})`);
+    return;
+  }
+  sc.balloons.forEach((b, i) => {
+    b.features.forEach((f, j) => {
+      const since = FEATURE_SINCE[f];
+      if (Number(sc.era) >= Number(since.first_era)) return;
+      p(
+        `balloons[${i}].features[${j}]`,
+        `${f} (${since.bit}) came with Linux ${since.kernel}; era ${sc.era} models ${era.kernels}, whose virtio_balloon driver lacks it`,
+      );
+    });
+  });
+  // 2012 finds a page's device through its one balloon mapping; pagesim
+  // gives a machine of that era a single mapping, hence a single device.
+  if (era.balloon.device_lookup === "mapping" && sc.balloons.length > 1)
+    p(
+      "balloons",
+      `era ${sc.era} is modelled with one balloon device per guest (one balloon mapping); got ${sc.balloons.length}`,
+    );
+}
+
 /** What the runner refuses before anything runs (exit 2 from `pagesim run`). */
 export function balloon_problems(sc: Scenario): Problem[] {
   const out: Problem[] = [];
   const p = (path: string, message: string) => out.push({ path, message, line: 0 });
-  if (!(sc.era in BALLOON_ERAS))
-    p(
-      "era",
-      `era ${sc.era} is not yet supported (modelled: ${Object.keys(BALLOON_ERAS).join(", ")})`,
-    );
+  era_problems(sc, p);
   const mem = sc.machine.memory;
   sc.balloons.forEach((b, i) => {
     if (b.initial > mem) p(`balloons[${i}].initial`, "is larger than machine.memory");
@@ -117,7 +151,7 @@ export function attach_balloons(
 ): BalloonCompaction | null {
   if (sc.balloons.length === 0) return null;
   const bc = new BalloonCompaction(mm, {
-    era: BALLOON_ERAS[sc.era],
+    era: ERAS[sc.era].balloon,
     compaction: sc.kernel.balloon_compaction,
   });
   sc.balloons.forEach((b, i) => {

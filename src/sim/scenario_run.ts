@@ -29,8 +29,10 @@
  * every guest's workload, compaction and sampler threads (and the policy)
  * are done; balloon threads are left where they are.
  * The first guest is the result's top level; `guests` summarises each.
- * Eras: 2016, 2022, 2026 run (their balloon protocol, on the 2016
- * movable_ops core); unsupported() refuses the others before anything runs.
+ * Eras: every era of the registry runs (kernel/eras/index.ts: 2012, 2014,
+ * 2016, 2022, 2025, 2026): MmState gets the era's movable core and the
+ * balloon its balloon protocol. unsupported() refuses, before anything
+ * runs, what the era's kernel did not have (balloon_sim.ts).
  *
  * Determinism: all randomness of a guest is one Prng seeded from the
  * scenario's seed (plus the guest's index; the workload's draws and the
@@ -47,7 +49,7 @@ import { boot } from "../kernel/boot.ts";
 import { compact_nodes } from "../kernel/compaction.ts";
 import { install_kcompactd_wakeup, Kcompactd, kcompactd } from "../kernel/compaction_daemon.ts";
 import { install_direct_compaction } from "../kernel/compaction_direct.ts";
-import { era2016 } from "../kernel/eras/era2016.ts";
+import { ERAS } from "../kernel/eras/index.ts";
 import type { Machine } from "../kernel/machine.ts";
 import { MmState } from "../kernel/mm/state.ts";
 import { PAGE_SIZE } from "../kernel/page.ts";
@@ -686,7 +688,7 @@ function start_guest(
 ): GuestRun {
   const prng = new Prng(guest_seed(sc.seed, k));
   const e = new Execution({ choose: (n) => prng.below(n), step_ns: sc.step_ns, lockdep: false });
-  const mm = new MmState(m, era2016, (c, kind) => e.new_lock(c, kind));
+  const mm = new MmState(m, ERAS[sc.era].movable, (c, kind) => e.new_lock(c, kind));
   const w = new World(sc, m, mm, e, prng, k === 0 && (hooks.trace ?? false));
   w.guest_name = n_guests > 1 ? `guest${k}` : "guest";
   const bc = attach_balloons(sc, mm, host, w, w.guest_name);

@@ -12,15 +12,18 @@
  * ("processes arrive every 2s on average"). Everything random is drawn from
  * the scenario's seeded PRNG by the simulator.
  *
- * Validation only checks what a file says. What the simulator cannot run
- * (eras 2012 and 2025, a host without a balloon device, the auto policy
- * without stats_vq, a balloon larger than the guest, ...) is refused by the
- * runner (sim/balloon_sim.ts: balloon_problems(), through
+ * The era is any era of the registry (kernel/eras/index.ts: 2012, 2014,
+ * 2016, 2022, 2025, 2026); every one runs. Validation only checks what a
+ * file says. What the simulator cannot run (a balloon feature the era's
+ * driver did not have yet, a host without a balloon device, the auto
+ * policy without stats_vq, a balloon larger than the guest, ...) is
+ * refused by the runner (sim/balloon_sim.ts: balloon_problems(), through
  * sim/scenario_run.ts: unsupported()) before anything runs.
  */
 
 import { z } from "zod";
 import { MEM_BYTES_MAX, MEM_BYTES_MIN } from "../kernel/boot.ts";
+import { ERAS as ERA_REGISTRY } from "../kernel/eras/index.ts";
 import { format_size, parse_duration, parse_size } from "./units.ts";
 
 const MiB = 1024 ** 2;
@@ -95,8 +98,12 @@ export const SizeDist = dist(Size);
 export const DurationDist = dist(Duration);
 export type Dist = z.output<typeof SizeDist>;
 
-export const ERAS = ["2012", "2016", "2022", "2025", "2026"] as const;
-export type Era = (typeof ERAS)[number];
+/**
+ * The era names: every era of the registry (kernel/eras/index.ts), oldest
+ * first (integer-like keys keep ascending order).
+ */
+export const ERAS = Object.keys(ERA_REGISTRY) as [string, ...string[]];
+export type Era = string;
 
 export const TUNABLES = [
   "min_free_kbytes",
