@@ -329,7 +329,7 @@ describe("pagesim run", () => {
     // On: balloon pages migrate, 2 MiB blocks come back and every late THP fault succeeds.
     expect(on.vmstat.balloon_migrate).toBeGreaterThan(30_000);
     expect(off.vmstat.balloon_migrate).toBe(0);
-    // Measured: 27 -> 665 blocks on, 27 -> 304 off; late THP faults 512 and 276 of 512.
+    // Measured: 27 -> 667 blocks on, 27 -> 304 off; late THP faults 512 and 276 of 512.
     expect(on.compact_runs[0].free_2mib_after).toBeGreaterThan(
       2 * off.compact_runs[0].free_2mib_after,
     );
