@@ -26,6 +26,7 @@ function inflate_deflate(): Metrics {
   const g = boot_balloon_guest({
     machine: { mem_bytes: 16 * GiB, nr_cpus: 2 },
     features: FEATURES,
+    coalesce: true,
   });
   const pages = (8 * GiB) / 4096;
   g.hg.set_target_pages(pages);
