@@ -119,6 +119,22 @@ export interface TraceEntry {
   func?: string;
 }
 
+/** The runtime's locks: a Lock with its lockdep class number. */
+class RtLock implements Lock {
+  readonly id: number;
+  readonly lock_class: string;
+  readonly kind: LockKind;
+  owner = -1;
+  /** The class's number, for lockdep's pair set. */
+  readonly cid: number;
+  constructor(id: number, lock_class: string, kind: LockKind, cid: number) {
+    this.id = id;
+    this.lock_class = lock_class;
+    this.kind = kind;
+    this.cid = cid;
+  }
+}
+
 class Thread {
   readonly id: number;
   readonly name: string;
@@ -220,9 +236,10 @@ export class Execution implements Runtime {
   private readonly stack_filter: (path: string) => boolean;
   /** lockdep: class -> classes taken while it was held. */
   private readonly order = new Map<string, Set<string>>();
-  /** lockdep: a number per lock class, and each lock's (by lock id). */
+  /** lockdep: a number per lock class (the latest looked up, cached: page locks come in runs). */
   private readonly class_ids = new Map<string, number>();
-  private readonly lock_cid: number[] = [];
+  private last_class = "";
+  private last_cid = -1;
   /**
    * lockdep: (held class, taken class) pairs already in `order`, or of one
    * class, as held * LOCKDEP_CLASSES_MAX + taken: the check most
@@ -296,15 +313,16 @@ export class Execution implements Runtime {
   }
 
   new_lock(lock_class: string, kind: LockKind = "spinlock"): Lock {
-    const lock: Lock = { id: this.locks.length, lock_class, kind, owner: -1 };
-    this.locks.push(lock);
-    let cid = this.class_ids.get(lock_class);
-    if (cid === undefined) {
-      cid = this.class_ids.size;
+    let cid = this.last_cid;
+    if (lock_class !== this.last_class) {
+      cid = this.class_ids.get(lock_class) ?? this.class_ids.size;
       if (cid >= LOCKDEP_CLASSES_MAX) throw new LockBug(`more than ${cid} lock classes`);
       this.class_ids.set(lock_class, cid);
+      this.last_class = lock_class;
+      this.last_cid = cid;
     }
-    this.lock_cid.push(cid);
+    const lock = new RtLock(this.locks.length, lock_class, kind, cid);
+    this.locks.push(lock);
     return lock;
   }
 
@@ -474,17 +492,23 @@ export class Execution implements Runtime {
     }
     if (this.lockdep_on && blocking) {
       const held = t.held;
-      const taken = this.lock_cid[lock.id];
+      const taken = this.cid_of(lock);
       for (let i = 0; i < held.length; i++) {
         const h = held[i];
-        const key = this.lock_cid[h.id] * LOCKDEP_CLASSES_MAX + taken;
-        if (this.order_seen.has(key)) continue;
+        const cid = this.cid_of(h);
+        const key = cid * LOCKDEP_CLASSES_MAX + taken;
+        if (cid >= 0 && taken >= 0 && this.order_seen.has(key)) continue;
         this.lockdep_add(h.lock_class, lock.lock_class, t.name);
-        this.order_seen.add(key);
+        if (cid >= 0 && taken >= 0) this.order_seen.add(key);
       }
     }
     lock.owner = t.id;
     t.held.push(lock);
+  }
+
+  /** The lockdep class number of one of this execution's locks, -1 for another's. */
+  private cid_of(lock: Lock): number {
+    return this.locks[lock.id] === lock ? (lock as RtLock).cid : -1;
   }
 
   private release(lock: Lock): void {
