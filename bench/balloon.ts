@@ -45,6 +45,7 @@ function compaction(): Metrics {
   const g = boot_balloon_guest({
     machine: { mem_bytes: 16 * GiB, nr_cpus: 2 },
     features: FEATURES,
+    coalesce: true,
   });
   const { m, mm, e, hg } = g;
   const n = m.mem.nr_pages;
