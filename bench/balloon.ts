@@ -8,6 +8,9 @@
  *    whose 4 GiB balloon took every fourth page while a process filled
  *    memory (the process then freed another fourth), balloon compaction on;
  *    the driver and host threads answer each migration's two messages.
+ * Both run their guest in the runtime's coalesce mode (runtime/execution.ts):
+ * the same steps, in the same order, as one step per scheduler pick (the
+ * tests compare them), without a round trip for each uncontended step.
  */
 
 import { balloon_settled, boot_balloon_guest, run_until } from "../src/host/rig.ts";

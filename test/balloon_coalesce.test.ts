@@ -161,6 +161,31 @@ describe("balloon: coalesce mode", () => {
     }
   });
 
+  it("balloon coalesce: coalesced steps carry the same labels (the kernel functions that announced them)", () => {
+    const era = ERAS.find((x) => x.name === "2016") ?? ERAS[0];
+    const traces = [false, true].map((coalesce) => {
+      const e = new Execution({
+        choose: () => 0,
+        record_trace: true,
+        record_stack: true,
+        coalesce,
+      });
+      const g = boot_balloon_guest({
+        machine: { mem_bytes: 16 * MiB, nr_cpus: 2 },
+        features: F(VIRTIO_BALLOON_F_MUST_TELL_HOST),
+        balloon: { era },
+        execution: e,
+      });
+      g.hg.set_target_pages(300);
+      run_until(e, () => balloon_settled(g), 1_000_000);
+      g.hg.set_target_pages(0);
+      run_until(e, () => balloon_settled(g), 1_000_000);
+      return e.trace;
+    });
+    expect(traces[1]).toEqual(traces[0]);
+    expect(traces[0]?.some((t) => t.func === "balloon_page_enqueue>trylock_page")).toBe(true);
+  });
+
   it("balloon coalesce: run_until() checking after every step gets every step", () => {
     const era = ERAS.find((x) => x.name === "2016") ?? ERAS[0];
     const g = guest(true, false, 0, era);
