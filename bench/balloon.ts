@@ -8,6 +8,9 @@
  *    whose 4 GiB balloon took every fourth page while a process filled
  *    memory (the process then freed another fourth), balloon compaction on;
  *    the driver and host threads answer each migration's two messages.
+ * Both run their guest in the runtime's coalesce mode (runtime/execution.ts):
+ * the same steps, in the same order, as one step per scheduler pick (the
+ * tests compare them), without a round trip for each uncontended step.
  */
 
 import { balloon_settled, boot_balloon_guest, run_until } from "../src/host/rig.ts";
@@ -26,6 +29,7 @@ function inflate_deflate(): Metrics {
   const g = boot_balloon_guest({
     machine: { mem_bytes: 16 * GiB, nr_cpus: 2 },
     features: FEATURES,
+    coalesce: true,
   });
   const pages = (8 * GiB) / 4096;
   g.hg.set_target_pages(pages);
@@ -44,6 +48,7 @@ function compaction(): Metrics {
   const g = boot_balloon_guest({
     machine: { mem_bytes: 16 * GiB, nr_cpus: 2 },
     features: FEATURES,
+    coalesce: true,
   });
   const { m, mm, e, hg } = g;
   const n = m.mem.nr_pages;

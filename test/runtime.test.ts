@@ -1,6 +1,7 @@
 // The runtime's threads, locks, deadlock detection and lockdep, driven by
 // random schedules from the seeded PRNG.
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { run_check, standard_config } from "../src/check/check.ts";
 import { DeadlockError, Execution, LockBug, LockdepError } from "../src/runtime/execution.ts";
 import { Prng } from "../src/runtime/prng.ts";
 import { OP_READ, OP_WRITE, type Runtime, type Step } from "../src/runtime/runtime.ts";
@@ -347,5 +348,196 @@ describe("runtime: wait_event_timeout", () => {
         expect(woke_at).toBeLessThan(set_at);
       }
     }
+  });
+});
+
+/**
+ * A pinned random program of `threads` threads over three locks (taken in
+ * id order), shared counters, trylocks, sleeps, cond_resched() and timed
+ * waits; run under earliest() with or without coalescing. Returns what an
+ * observer can see: the trace, counts, clocks, lock waits, what each
+ * thread saw, and the error if one was thrown.
+ */
+function coalesce_program(seed: number, step_ns: number, coalesce: boolean, trace: boolean) {
+  const prng = new Prng(seed);
+  const e = new Execution({ choose: () => 0, step_ns, record_trace: trace, coalesce });
+  const locks = [e.new_lock("A"), e.new_lock("B"), e.new_lock("C")];
+  const x = [0, 0, 0];
+  const seen: string[] = [];
+  const waits: string[] = [];
+  e.on_lock_wait = (t, l, from, to) => waits.push(`${t} ${l.lock_class} ${from}-${to}`);
+  const nr_threads = 2 + prng.below(3);
+  for (let id = 0; id < nr_threads; id++) {
+    const ops = Array.from({ length: 5 + prng.below(30) }, () => [
+      prng.below(7),
+      prng.below(3),
+      prng.below(3),
+      prng.below(5),
+    ]);
+    e.spawn(`T${id}`, function* (rt) {
+      for (const [op, a, b, k] of ops) {
+        if (op === 0 || op === 1) {
+          // A critical section, nested when b > a.
+          yield* rt.spin_lock(locks[a]);
+          yield* rt.access(OP_WRITE, a, "x");
+          x[a]++;
+          if (b > a) {
+            yield* rt.spin_lock(locks[b]);
+            x[b] += x[a];
+            yield* rt.spin_unlock(locks[b]);
+          }
+          yield* rt.spin_unlock(locks[a]);
+        } else if (op === 2) {
+          const ok = yield* rt.spin_trylock(locks[a]);
+          seen.push(`${id} try ${a} ${ok} @${rt.now()}`);
+          if (ok) {
+            yield* rt.access(OP_READ, a, "x");
+            yield* rt.spin_unlock(locks[a]);
+          }
+        } else if (op === 3) {
+          yield* rt.access(OP_READ, b, "x");
+          seen.push(`${id} read ${x[b]} @${rt.now()}`);
+        } else if (op === 4) yield* rt.schedule_timeout(k * 13);
+        else if (op === 5) yield* rt.cond_resched();
+        else {
+          const got = yield* rt.wait_event_timeout(a, "x", () => x[a] > k, 50 * k);
+          seen.push(`${id} wait ${got} @${rt.now()}`);
+        }
+      }
+    });
+  }
+  let picks = 0;
+  let error = "";
+  try {
+    e.run((r) => {
+      picks++;
+      return e.earliest(r);
+    }, 100_000);
+  } catch (err) {
+    error = String(err);
+  }
+  return {
+    observed: { trace: e.trace, steps: e.steps, now: e.now_ns, x, seen, waits, error },
+    picks,
+  };
+}
+
+describe("runtime: coalesce mode", () => {
+  it("runtime: coalescing gives the trace, steps, clocks, lock waits and values of one step per scheduler pick", () => {
+    let picks_one = 0;
+    let picks_coalesced = 0;
+    for (let seed = 1; seed <= 60; seed++) {
+      for (const step_ns of [0, 7, 100]) {
+        for (const trace of [true, false]) {
+          const one = coalesce_program(seed, step_ns, false, trace);
+          const co = coalesce_program(seed, step_ns, true, trace);
+          expect(co.observed).toEqual(one.observed);
+          // Without coalescing the scheduler picks before every step.
+          expect(one.picks).toBe(one.observed.steps);
+          picks_one += one.picks;
+          picks_coalesced += co.picks;
+        }
+      }
+    }
+    // It did coalesce: fewer scheduler picks for the same steps (these
+    // threads contend and sleep a lot; about 57% of the picks remain).
+    expect(picks_coalesced).toBeLessThan(picks_one * 0.75);
+  });
+
+  it("runtime: a thread stops coalescing when the lock it releases wakes an earlier thread, or at a tie with a lower id", () => {
+    const run = (coalesce: boolean) => {
+      const e = new Execution({ choose: () => 0, step_ns: 10, record_trace: true, coalesce });
+      const l = e.new_lock("L");
+      const order: string[] = [];
+      // T0 asks for L at 10 ns and waits; T1 holds it and works on.
+      e.spawn("T0", function* (rt) {
+        yield* rt.schedule_timeout(5);
+        yield* rt.spin_lock(l);
+        order.push(`T0 got L @${rt.now()}`);
+        yield* rt.spin_unlock(l);
+      });
+      e.spawn("T1", function* (rt) {
+        yield* rt.spin_lock(l);
+        for (let i = 0; i < 5; i++) yield* rt.access(OP_WRITE, 0, "x");
+        yield* rt.spin_unlock(l);
+        for (let i = 0; i < 5; i++) {
+          yield* rt.access(OP_WRITE, 0, "x");
+          order.push(`T1 x @${rt.now()}`);
+        }
+      });
+      e.run((r) => e.earliest(r), 1000);
+      return { order, trace: e.trace, now: e.now_ns, steps: e.steps };
+    };
+    const a = run(false);
+    expect(run(true)).toEqual(a);
+    // T0 took L as soon as T1 let go, before T1's next write.
+    expect(a.order[0]).toMatch(/^T0 got L/);
+  });
+
+  it("runtime: coalescing keeps lock ownership, recursion checks, lockdep and run()'s step bound", () => {
+    const e = new Execution({ choose: () => 0, coalesce: true, step_ns: 1 });
+    const a = e.new_lock("A");
+    const b = e.new_lock("B");
+    e.spawn("idle", function* (rt) {
+      yield* rt.schedule_timeout(1_000_000);
+    });
+    e.spawn("T", function* (rt) {
+      yield* rt.spin_lock(a);
+      yield* rt.spin_lock(b);
+      yield* rt.spin_unlock(b);
+      yield* rt.spin_unlock(a);
+      yield* rt.spin_lock(b);
+      yield* rt.spin_lock(a);
+    });
+    expect(() => e.run((r) => e.earliest(r), 100)).toThrow(LockdepError);
+    const r = new Execution({ choose: () => 0, coalesce: true });
+    const l = r.new_lock("L");
+    r.spawn("idle", function* (rt) {
+      yield* rt.schedule_timeout(1_000_000);
+    });
+    r.spawn("T", function* (rt) {
+      yield* rt.spin_lock(l);
+      yield* rt.spin_lock(l);
+    });
+    expect(() => r.run((x) => r.earliest(x), 100)).toThrow(/recursive locking/);
+    // A thread that never yields a real step still stops at steps_max.
+    const s = new Execution({ choose: () => 0, coalesce: true, step_ns: 1 });
+    s.spawn("idle", function* (rt) {
+      yield* rt.schedule_timeout(Number.MAX_SAFE_INTEGER);
+    });
+    s.spawn("spin", function* (rt) {
+      for (;;) yield* rt.access(OP_READ, 0, "x");
+    });
+    expect(() => s.run((x) => s.earliest(x), 5000)).toThrow(/exceeded 5000 steps/);
+    expect(s.steps).toBe(5000);
+  });
+});
+
+describe("runtime: coalesce mode is off in the checker", () => {
+  it("runtime: every step() the checker takes is exactly one step, on an execution that does not coalesce", () => {
+    const step = Execution.prototype.step;
+    let calls = 0;
+    const spy = vi.spyOn(Execution.prototype, "step").mockImplementation(function (
+      this: Execution,
+      id: number,
+    ) {
+      expect(this.coalesce).toBe(false);
+      const before = this.steps;
+      try {
+        step.call(this, id);
+      } finally {
+        calls++;
+        expect(this.steps).toBe(before + 1);
+      }
+    });
+    try {
+      for (const mode of ["exhaustive", "random"] as const) {
+        const r = run_check(standard_config("2016"), { mode, budget: 40 });
+        expect(r.violation).toBeNull();
+      }
+    } finally {
+      spy.mockRestore();
+    }
+    expect(calls).toBeGreaterThan(1000);
   });
 });

@@ -32,7 +32,33 @@
  *    (cond_resched() stays a real step, so the caller of step() still gets
  *    control back): the same semantics, a fraction of the cost (a full
  *    compaction run by one thread, say). Locks are still owned and lockdep
- *    still sees every acquisition.
+ *    still sees every acquisition. Such steps are not counted in `steps`.
+ *  - coalesce mode (option `coalesce`, off by default; for simulator runs
+ *    only, never the checker or randomized schedules, which need every
+ *    interleaving point): the driver promises to pick threads by
+ *    earliest() (simulated time, ties to the lowest id) and to look at the
+ *    state only between two step() calls. Then one step(id) may take
+ *    several of thread id's steps: when the thread announces a step that
+ *    cannot block (a lockless access, a lock that is free, a trylock, an
+ *    unlock), it takes it at once, without yielding, exactly when
+ *    earliest() would pick it again at that point, which is when no other
+ *    thread that can run then has its next step earlier in simulated time,
+ *    or at the same time with a lower id:
+ *        for every enabled u != t:
+ *          ready_ns(t) < ready_ns(u), or ready_ns(t) = ready_ns(u) and t < u.
+ *    The test runs after t's plain code, so a thread that this code woke
+ *    (a lock released, a wait condition made true) is seen as the
+ *    scheduler would see it. A coalesced step is a step in every other
+ *    way: it counts in `steps`, costs step_ns on t's clock, moves `now_ns`
+ *    and is traced (with its label) when tracing, so the schedule, the
+ *    trace and the final state are those of the one-step-per-call run.
+ *    Waits, sleeps and cond_resched() stay real steps, and at most
+ *    COALESCE_STEPS_MAX steps are taken in one call (and never past run()'s
+ *    steps_max), so the driver gets control back. The rule cannot see
+ *    threads of another Execution: a driver that interleaves several
+ *    executions on one clock must not coalesce. Kernel code cannot tell
+ *    the modes apart. A driver may switch `coalesce` off and on between
+ *    step() calls (run_until() does when it checks after every step).
  *  - labels (record_stack, for the checker's counterexamples and replay):
  *    each trace entry names the kernel functions that announced the step,
  *    read from the JavaScript stack at announcement (slow; off by default).
@@ -93,6 +119,11 @@ export interface TraceEntry {
   func?: string;
 }
 
+/** The runtime's locks: a Lock with its lockdep class number (for lockdep's pair set). */
+interface RtLock extends Lock {
+  readonly cid: number;
+}
+
 class Thread {
   readonly id: number;
   readonly name: string;
@@ -136,9 +167,22 @@ export interface ExecutionOptions {
    * count; by default those under /kernel/.
    */
   record_stack?: boolean | ((path: string) => boolean);
+  /**
+   * Coalesce mode (simulator only; see the header): the driver schedules by
+   * earliest() and acts only between step() calls, so a step() may take
+   * several uncontended steps of its thread. Off by default.
+   */
+  coalesce?: boolean;
 }
 
+/** lockdep tells at most this many lock classes apart. */
+const LOCKDEP_CLASSES_MAX = 1 << 16;
+
+/** Most steps one step() call takes in coalesce mode, so the driver gets control back. */
+export const COALESCE_STEPS_MAX = 1 << 14;
+
 const STEP_TRUE: StepOf<boolean> = done_step(true);
+const STEP_FALSE: StepOf<boolean> = done_step(false);
 
 export class Execution implements Runtime {
   current = -1;
@@ -155,7 +199,16 @@ export class Execution implements Runtime {
    */
   on_lock_wait: ((thread: number, lock: Lock, from_ns: number, to_ns: number) => void) | null =
     null;
+  /**
+   * Coalesce mode (see the header); a driver may switch it between step()
+   * calls, e.g. off while it checks invariants after every step.
+   */
+  coalesce: boolean;
   private readonly step_ns: number;
+  /** Coalesced steps still allowed in the current step() call. */
+  private coalesce_left = 0;
+  /** run()'s steps_max: a coalesced step never goes past it. */
+  private steps_limit = Number.POSITIVE_INFINITY;
   /** Threads spawned and not finished. */
   private live = 0;
   /** No trace and no clock: a solo thread may skip its scheduler round trips. */
@@ -172,6 +225,16 @@ export class Execution implements Runtime {
   private readonly stack_filter: (path: string) => boolean;
   /** lockdep: class -> classes taken while it was held. */
   private readonly order = new Map<string, Set<string>>();
+  /** lockdep: a number per lock class (the latest looked up, cached: page locks come in runs). */
+  private readonly class_ids = new Map<string, number>();
+  private last_class = "";
+  private last_cid = -1;
+  /**
+   * lockdep: (held class, taken class) pairs already in `order`, or of one
+   * class, as held * LOCKDEP_CLASSES_MAX + taken: the check most
+   * acquisitions need, without string hashing.
+   */
+  private readonly order_seen = new Set<number>();
 
   constructor(opts: ExecutionOptions) {
     this.choose_fn = opts.choose;
@@ -179,6 +242,7 @@ export class Execution implements Runtime {
     this.lockdep_on = opts.lockdep ?? true;
     this.step_ns = opts.step_ns ?? 0;
     this.solo_ok = this.trace === null && this.step_ns === 0;
+    this.coalesce = opts.coalesce ?? false;
     this.record_stack = (opts.record_stack ?? false) !== false && this.trace !== null;
     this.stack_filter =
       typeof opts.record_stack === "function" ? opts.record_stack : (p) => p.includes("/kernel/");
@@ -189,8 +253,66 @@ export class Execution implements Runtime {
     return this.solo_ok && this.in_run && this.live === 1 && this.current >= 0;
   }
 
+  /**
+   * May the running thread take the step it is about to announce at once?
+   * Solo: yes, unaccounted. Coalesce mode: when earliest() would pick it
+   * again (the header's rule); the step is then accounted here as step()
+   * would account it.
+   */
+  private at_once(op: number, obj: number, field: string, lock: Lock | null): boolean {
+    if (this.solo()) return true;
+    if (this.coalesce_left <= 0 || !this.coalesce || this.current < 0) return false;
+    if (this.steps >= this.steps_limit || !this.keeps_cpu(this.current)) return false;
+    this.step_inline(op, obj, field, lock);
+    return true;
+  }
+
+  /**
+   * Would earliest() pick thread `id` (running, its next step uncontended)
+   * now? No other enabled thread's next step comes earlier, or at the
+   * same time with a lower id.
+   */
+  private keeps_cpu(id: number): boolean {
+    const threads = this.threads;
+    const t_ns = threads[id].ready_ns;
+    for (let i = 0; i < threads.length; i++) {
+      const u = threads[i];
+      if (i === id || u.done) continue;
+      // The time test first: enabled() may evaluate a wait condition.
+      const ns = this.next_ns(u);
+      if ((i < id ? ns <= t_ns : ns < t_ns) && this.enabled(i)) return false;
+    }
+    return true;
+  }
+
+  /** Take the running thread's step now, accounted (trace, steps, clock) as step() does. */
+  private step_inline(op: number, obj: number, field: string, lock: Lock | null): void {
+    const t = this.threads[this.current];
+    if (this.trace) {
+      this.announce(op, obj, field, lock);
+      const e: TraceEntry = { thread: t.id, op, obj, field };
+      if (this.record_stack) e.func = t.func;
+      this.trace.push(e);
+    }
+    this.coalesce_left--;
+    this.steps++;
+    if (t.ready_ns < this.now_ns) t.ready_ns = this.now_ns;
+    else this.now_ns = t.ready_ns;
+    t.ready_ns += this.step_ns;
+  }
+
   new_lock(lock_class: string, kind: LockKind = "spinlock"): Lock {
-    const lock: Lock = { id: this.locks.length, lock_class, kind, owner: -1 };
+    let cid = this.last_cid;
+    if (lock_class !== this.last_class) {
+      cid = this.class_ids.get(lock_class) ?? this.class_ids.size;
+      if (cid >= LOCKDEP_CLASSES_MAX) throw new LockBug(`more than ${cid} lock classes`);
+      this.class_ids.set(lock_class, cid);
+      this.last_class = lock_class;
+      this.last_cid = cid;
+    }
+    // An object literal, not a class: V8 learns that these live long (page
+    // locks by the million) and allocates them in the old generation.
+    const lock: RtLock = { id: this.locks.length, lock_class, kind, owner: -1, cid };
     this.locks.push(lock);
     return lock;
   }
@@ -222,7 +344,7 @@ export class Execution implements Runtime {
   }
 
   spin_lock(lock: Lock): Step {
-    if (this.solo() && lock.owner === -1) {
+    if (lock.owner === -1 && this.at_once(OP_LOCK, lock.id, lock.lock_class, lock)) {
       this.acquire(lock, true);
       return NO_STEP;
     }
@@ -236,7 +358,7 @@ export class Execution implements Runtime {
   }
 
   spin_unlock(lock: Lock): Step {
-    if (this.solo()) {
+    if (this.at_once(OP_UNLOCK, lock.id, lock.lock_class, lock)) {
       this.release(lock);
       return NO_STEP;
     }
@@ -250,10 +372,17 @@ export class Execution implements Runtime {
   }
 
   spin_trylock(lock: Lock): StepOf<boolean> {
-    if (this.solo() && lock.owner === -1) {
+    if (lock.owner === -1 && this.at_once(OP_TRYLOCK, lock.id, lock.lock_class, lock)) {
       this.acquire(lock, false);
       return STEP_TRUE;
     }
+    // A trylock of a held lock cannot block: coalesce mode takes it too (it fails).
+    if (
+      lock.owner !== -1 &&
+      this.coalesce &&
+      this.at_once(OP_TRYLOCK, lock.id, lock.lock_class, lock)
+    )
+      return STEP_FALSE;
     return this.spin_trylock_step(lock);
   }
 
@@ -286,7 +415,7 @@ export class Execution implements Runtime {
   }
 
   access(op: number, obj: number, field: string): Step {
-    return this.solo() ? NO_STEP : this.access_step(op, obj, field);
+    return this.at_once(op, obj, field, null) ? NO_STEP : this.access_step(op, obj, field);
   }
 
   private *access_step(op: number, obj: number, field: string): Step {
@@ -353,10 +482,24 @@ export class Execution implements Runtime {
       );
     }
     if (this.lockdep_on && blocking) {
-      for (const h of t.held) this.lockdep_add(h.lock_class, lock.lock_class, t.name);
+      const held = t.held;
+      const taken = this.cid_of(lock);
+      for (let i = 0; i < held.length; i++) {
+        const h = held[i];
+        const cid = this.cid_of(h);
+        const key = cid * LOCKDEP_CLASSES_MAX + taken;
+        if (cid >= 0 && taken >= 0 && this.order_seen.has(key)) continue;
+        this.lockdep_add(h.lock_class, lock.lock_class, t.name);
+        if (cid >= 0 && taken >= 0) this.order_seen.add(key);
+      }
     }
     lock.owner = t.id;
     t.held.push(lock);
+  }
+
+  /** The lockdep class number of one of this execution's locks, -1 for another's. */
+  private cid_of(lock: Lock): number {
+    return this.locks[lock.id] === lock ? (lock as RtLock).cid : -1;
   }
 
   private release(lock: Lock): void {
@@ -367,7 +510,10 @@ export class Execution implements Runtime {
       );
     }
     lock.owner = -1;
-    t.held.splice(t.held.lastIndexOf(lock), 1);
+    // Locks are mostly released in reverse order: pop, without a search.
+    const held = t.held;
+    if (held[held.length - 1] === lock) held.pop();
+    else held.splice(held.lastIndexOf(lock), 1);
   }
 
   private lockdep_add(held: string, taken: string, who: string): void {
@@ -471,6 +617,7 @@ export class Execution implements Runtime {
     t.started = true;
     this.current = id;
     this.steps++;
+    this.coalesce_left = COALESCE_STEPS_MAX;
     // A timed wait whose condition is still false times out at its deadline.
     if (t.cond !== null && t.wait_until > t.ready_ns && t.wait_until !== Number.POSITIVE_INFINITY) {
       if (!t.cond()) t.ready_ns = t.wait_until;
@@ -522,6 +669,7 @@ export class Execution implements Runtime {
    */
   run(pick: (runnable: number[]) => number, steps_max: number): void {
     this.in_run = true;
+    this.steps_limit = steps_max;
     try {
       while (!this.finished()) {
         const r = this.runnable();
@@ -531,6 +679,7 @@ export class Execution implements Runtime {
       }
     } finally {
       this.in_run = false;
+      this.steps_limit = Number.POSITIVE_INFINITY;
     }
   }
 }
