@@ -16,6 +16,7 @@ import {
   compact_zone,
   compaction_suit_allocation_order,
 } from "../src/kernel/compaction.ts";
+import { ToyMovable } from "../src/kernel/drivers/toy_movable.ts";
 import { GFP_HIGHUSER_MOVABLE, GFP_KERNEL } from "../src/kernel/gfp.ts";
 import { MIGRATE_ASYNC, MIGRATE_SYNC } from "../src/kernel/migrate.ts";
 import {
@@ -44,7 +45,6 @@ import {
   PGMIGRATE_SUCCESS,
 } from "../src/kernel/vmstat_items.ts";
 import { type Env, mm_env, verify_mm } from "./mm_helpers.ts";
-import { ToyDriver } from "./toy_driver.ts";
 
 // mm_env(): 16 MiB, layout "normal": one Normal zone of pfns 0..4095, no
 // reserved pages, eight pageblocks of 512 pages, all MOVABLE after boot.
@@ -324,7 +324,7 @@ describe("compaction", () => {
     const env = mm_env();
     const { m, mm } = env;
     const p = full(env);
-    const toy = new ToyDriver(mm, "toy", 4);
+    const toy = new ToyMovable(mm, "toy", 4);
     // Free pfns 0..3 (the only free pages) and let the driver allocate two
     // of them (an allocation needs free pages above the zeroed watermark).
     for (let pfn = 0; pfn < 4; pfn++) zap_pfn(env, p, pfn);

@@ -5,6 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { ToyMovable } from "../src/kernel/drivers/toy_movable.ts";
 import { GFP_HIGHUSER_MOVABLE } from "../src/kernel/gfp.ts";
 import { list_add } from "../src/kernel/list.ts";
 import {
@@ -26,7 +27,6 @@ import { isolate_movable_page } from "../src/kernel/movable_ops.ts";
 import { alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
 import { PGMIGRATE_FAIL, PGMIGRATE_SUCCESS } from "../src/kernel/vmstat_items.ts";
 import { list_pfns, mm_env, verify_mm } from "./mm_helpers.ts";
-import { ToyDriver } from "./toy_driver.ts";
 
 const NR_PROCS = 2;
 const NR_VPAGES = 12;
@@ -84,7 +84,7 @@ function run_ops(ops: Op[]): void {
   const env = mm_env();
   const { m, mm, run } = env;
   const procs = [env.mm_new("p0", NR_VPAGES), env.mm_new("p1", NR_VPAGES)];
-  const drv = new ToyDriver(mm, "toy", NR_SLOTS);
+  const drv = new ToyMovable(mm, "toy", NR_SLOTS);
   const tags = new Map<string, number>();
   const pins: number[] = [];
   let next_tag = 1;
@@ -143,7 +143,7 @@ function run_ops(ops: Op[]): void {
 function migrate_some(
   env: ReturnType<typeof mm_env>,
   procs: ReturnType<ReturnType<typeof mm_env>["mm_new"]>[],
-  drv: ToyDriver,
+  drv: ToyMovable,
   op: { mask: number; slots: number; sync: boolean },
 ): void {
   const { m, mm, run } = env;

@@ -3,6 +3,7 @@
 // that break their contract.
 import { describe, expect, it } from "vitest";
 import { verify_machine } from "../src/kernel/debug_vm.ts";
+import { ToyMovable } from "../src/kernel/drivers/toy_movable.ts";
 import { EAGAIN, EBUSY } from "../src/kernel/errno.ts";
 import { GFP_HIGHUSER_MOVABLE } from "../src/kernel/gfp.ts";
 import { list_add } from "../src/kernel/list.ts";
@@ -26,11 +27,10 @@ import { alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
 import { PGMIGRATE_FAIL, PGMIGRATE_SUCCESS } from "../src/kernel/vmstat_items.ts";
 import { Prng } from "../src/runtime/prng.ts";
 import { type Env, list_pfns, mm_env } from "./mm_helpers.ts";
-import { ToyDriver } from "./toy_driver.ts";
 
-function setup(nr: number): { env: Env; drv: ToyDriver; pfns: number[] } {
+function setup(nr: number): { env: Env; drv: ToyMovable; pfns: number[] } {
   const env = mm_env();
-  const drv = new ToyDriver(env.mm, "toy", 64);
+  const drv = new ToyMovable(env.mm, "toy", 64);
   const pfns: number[] = [];
   for (let s = 0; s < nr; s++) pfns.push(env.run((rt) => drv.add_page(rt, env.mm, s, 500 + s)));
   return { env, drv, pfns };
@@ -184,7 +184,7 @@ describe("movable_ops", () => {
   it("movable_ops: a driver isolating a page it does not own is reported; nothing is isolated", () => {
     const { env, pfns } = setup(1);
     const { m, mm } = env;
-    const rogue = new ToyDriver(mm, "rogue", 1);
+    const rogue = new ToyMovable(mm, "rogue", 1);
     rogue.rogue_isolate = true;
     // The rogue driver claims the toy driver's page.
     m.mem.mapping[pfns[0]] = ((rogue.handle << 2) | PAGE_MAPPING_MOVABLE) >>> 0;

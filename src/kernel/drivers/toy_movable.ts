@@ -1,18 +1,26 @@
 /**
  * kernel/drivers/toy_movable.ts: a small movable_ops driver shaped like the
- * 2016 balloon (mm/balloon_compaction.c of v4.8), for the model checker: it
- * owns pages on one list under its pages_lock, keeps a slot number in
- * page->private (slot -> pfn in `slots`), and counts the pages the VM has
- * isolated. Unlike test/toy_driver.ts its isolate_page trusts the core, as
+ * 2016 balloon (mm/balloon_compaction.c of v4.8), for the model checker and
+ * the tests: it owns pages on one list under its pages_lock, keeps a slot
+ * number in page->private (slot -> pfn in `slots`) and the page's content
+ * tag, all of which follow the page to its new pfn, and counts the pages the
+ * VM has isolated. Its isolate_page trusts the core, as
  * balloon_page_isolate() does: it unlinks the page without checking that it
  * is still on the list, so the core's rules are what keeps it safe.
+ *
+ * For the tests it counts its callbacks (`calls`) and can break its
+ * contract on request: `migrate_answer` makes migrate_page answer that
+ * value (-EAGAIN, -EBUSY or nonsense) without migrating, and
+ * `rogue_isolate` makes isolate_page say yes without touching any list.
+ * Both are off by default; the checker never sets them.
  *
  * Lock order: page lock, then pages_lock (enqueue, isolate, migrate,
  * putback); remove_page() holds pages_lock and only trylocks the page.
  * Rules (kernel/rules.ts; each can be switched off by name):
  *   dequeue-skips-isolated: remove_page() leaves a page alone while the VM
  *   has it isolated (PG_isolated, read under the page lock).
- * Invariants (checked by src/check/invariants.ts):
+ * Invariants (checked by src/check/invariants.ts; a rogue_isolate driver
+ * breaks them):
  *  - a page in `slots` is on `pages` or PG_isolated, never both, whenever
  *    pages_lock is free;
  *  - isolated_pages equals the number of its pages with PG_isolated;
@@ -44,6 +52,12 @@ export class ToyMovable implements MovableOperations {
   /** slot -> pfn, -1 when empty. */
   readonly slots: Int32Array;
   isolated_pages = 0;
+  /** Calls of each callback (for tests). */
+  calls = { isolate: 0, migrate: 0, putback: 0 };
+  /** While not null, migrate_page answers this instead of migrating (for tests). */
+  migrate_answer: number | null = null;
+  /** isolate_page says yes without taking the page off any list (a rogue driver, for tests). */
+  rogue_isolate = false;
 
   constructor(mm: MmState, name: string, nr_slots: number) {
     this.name = name;
@@ -100,6 +114,8 @@ export class ToyMovable implements MovableOperations {
 
   /** balloon_page_isolate(): unlink the page, trusting the core's checks. */
   *isolate_page(rt: Runtime, mm: MmState, pfn: number, _mode: number): StepOf<boolean> {
+    this.calls.isolate++;
+    if (this.rogue_isolate) return true;
     yield* rt.spin_lock(this.pages_lock);
     list_del(mm.m.mem, pfn);
     this.isolated_pages++;
@@ -109,6 +125,8 @@ export class ToyMovable implements MovableOperations {
 
   /** balloon_page_migrate(): the slot, data and list place move to `dst`. */
   *migrate_page(rt: Runtime, mm: MmState, dst: number, src: number, _mode: number): StepOf<number> {
+    this.calls.migrate++;
+    if (this.migrate_answer !== null) return this.migrate_answer;
     const mem = mm.m.mem;
     yield* rt.spin_lock(this.pages_lock);
     const slot = mem.page_private[src];
@@ -128,6 +146,7 @@ export class ToyMovable implements MovableOperations {
 
   /** balloon_page_putback(): back on the list. */
   *putback_page(rt: Runtime, mm: MmState, pfn: number): Step {
+    this.calls.putback++;
     yield* rt.spin_lock(this.pages_lock);
     list_add(mm.m.mem, pfn, this.pages);
     this.isolated_pages--;
