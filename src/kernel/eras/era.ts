@@ -6,7 +6,8 @@
  * Eras: 2012 (balloon mapping in page->mapping, isolation = refcount),
  * 2014 (PageBalloon + PagePrivate), 2016/2022 (PAGE_MAPPING_MOVABLE in
  * page->mapping, PG_isolated), 2025/2026 (PG_movable_ops with the page type,
- * PageMovableOpsIsolated). The registry is eras/index.ts.
+ * PageMovableOpsIsolated). The registry is eras/index.ts; the page marks
+ * several eras share are in eras/page_marks.ts.
  *
  * Model ghost: in 2012 and 2014 the kernel had no isolated flag (2012: the
  * refcount says it, 2014: PagePrivate clear). pagesim still sets PG_isolated

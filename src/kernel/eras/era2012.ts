@@ -20,31 +20,21 @@
  */
 
 import {
-  ClearPageFlag,
   type MemMap,
-  PAGE_MAPPING_FLAGS,
-  PAGE_MAPPING_MOVABLE,
-  PageIsolated,
   type Pfn,
   PG_active,
-  PG_isolated,
   PG_locked,
   PG_lru,
   PG_private,
   PG_swapbacked,
   PGTY_balloon,
-  SetPageFlag,
 } from "../page.ts";
 import type { BalloonEra, MovableEra } from "./era.ts";
+import { isolated_flag, mapping_movable_handle, set_mapping_movable } from "./page_marks.ts";
 
 /** The flags balloon_page_movable() wants clear (page_flags_cleared(), the ones that matter here). */
 const FLAGS_CHECKED =
   (1 << PG_lru) | (1 << PG_locked) | (1 << PG_private) | (1 << PG_swapbacked) | (1 << PG_active);
-
-function balloon_mapping(mem: MemMap, pfn: Pfn): number {
-  const m = mem.mapping[pfn];
-  return (m & PAGE_MAPPING_FLAGS) === PAGE_MAPPING_MOVABLE ? m >>> 2 : 0;
-}
 
 export const era2012: MovableEra = {
   name: "2012",
@@ -54,29 +44,24 @@ export const era2012: MovableEra = {
       (mem.flags[pfn] & FLAGS_CHECKED) === 0 &&
       mem._mapcount[pfn] === -1 &&
       mem._refcount[pfn] === 1 &&
-      balloon_mapping(mem, pfn) !== 0
+      mapping_movable_handle(mem, pfn) !== 0
     );
   },
-  page_movable_ops_handle: balloon_mapping,
-  __SetPageMovable(mem: MemMap, pfn: Pfn, handle: number): void {
-    mem.mapping[pfn] = ((handle << 2) | PAGE_MAPPING_MOVABLE) >>> 0;
-  },
+  /** The device whose balloon mapping page->mapping is. */
+  page_movable_ops_handle: mapping_movable_handle,
+  /** balloon_page_insert(): page->mapping = the balloon mapping. */
+  __SetPageMovable: set_mapping_movable,
   /** balloon_page_delete(): page->mapping = NULL. */
   __ClearPageMovable(mem: MemMap, pfn: Pfn): void {
     mem.mapping[pfn] = 0;
   },
-  PageIsolated,
-  SetPageIsolated(mem: MemMap, pfn: Pfn): void {
-    SetPageFlag(mem, pfn, PG_isolated);
-  },
-  ClearPageIsolated(mem: MemMap, pfn: Pfn): void {
-    ClearPageFlag(mem, pfn, PG_isolated);
-  },
+  /** A ghost: the refcount says "isolated" in this era (era.ts). */
+  ...isolated_flag,
   uses_page_lock: true,
   driver_isolates: true,
   /** isolated_balloon_page() without its refcount half (the page is pinned here). */
   isolated_movable_page(mem: MemMap, pfn: Pfn): boolean {
-    return balloon_mapping(mem, pfn) !== 0;
+    return mapping_movable_handle(mem, pfn) !== 0;
   },
   ops_by_type: 0,
 };

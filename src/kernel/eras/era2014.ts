@@ -17,18 +17,9 @@
  * without PagePrivate.
  */
 
-import {
-  ClearPageFlag,
-  type MemMap,
-  PageFlag,
-  PageIsolated,
-  type Pfn,
-  PG_isolated,
-  PG_private,
-  PGTY_balloon,
-  SetPageFlag,
-} from "../page.ts";
+import { type MemMap, PageFlag, type Pfn, PG_private, PGTY_balloon } from "../page.ts";
 import type { BalloonEra, MovableEra } from "./era.ts";
+import { isolated_flag, movable_by_flag } from "./page_marks.ts";
 
 export const era2014: MovableEra = {
   name: "2014",
@@ -36,25 +27,13 @@ export const era2014: MovableEra = {
   __PageMovable(mem: MemMap, pfn: Pfn): boolean {
     return mem.page_type[pfn] === PGTY_balloon && PageFlag(mem, pfn, PG_private);
   },
-  /** The driver comes from the page type (ops_by_type). */
-  page_movable_ops_handle(): number {
-    return 0;
-  },
-  /** SetPagePrivate: on the list. */
-  __SetPageMovable(mem: MemMap, pfn: Pfn): void {
-    SetPageFlag(mem, pfn, PG_private);
-  },
-  /** ClearPagePrivate: off the list (isolated or deleted). */
-  __ClearPageMovable(mem: MemMap, pfn: Pfn): void {
-    ClearPageFlag(mem, pfn, PG_private);
-  },
-  PageIsolated,
-  SetPageIsolated(mem: MemMap, pfn: Pfn): void {
-    SetPageFlag(mem, pfn, PG_isolated);
-  },
-  ClearPageIsolated(mem: MemMap, pfn: Pfn): void {
-    ClearPageFlag(mem, pfn, PG_isolated);
-  },
+  /**
+   * The driver comes from the page type (ops_by_type). SetPagePrivate: on
+   * the list; ClearPagePrivate: off the list (isolated or deleted).
+   */
+  ...movable_by_flag(PG_private),
+  /** A ghost: PagePrivate clear says "isolated" in this era (era.ts). */
+  ...isolated_flag,
   uses_page_lock: true,
   driver_isolates: true,
   /** isolated_balloon_page(): PageBalloon. */

@@ -14,40 +14,26 @@
  */
 
 import {
-  ClearPageFlag,
   type MemMap,
   PAGE_MAPPING_FLAGS,
   PAGE_MAPPING_MOVABLE,
-  PageIsolated,
   type Pfn,
-  PG_isolated,
   PGTY_balloon,
-  SetPageFlag,
 } from "../page.ts";
 import type { BalloonEra, MovableEra } from "./era.ts";
+import { isolated_flag, mapping_movable_handle, set_mapping_movable } from "./page_marks.ts";
 
 export const era2016: MovableEra = {
   name: "2016",
   __PageMovable(mem: MemMap, pfn: Pfn): boolean {
     return (mem.mapping[pfn] & PAGE_MAPPING_FLAGS) === PAGE_MAPPING_MOVABLE;
   },
-  page_movable_ops_handle(mem: MemMap, pfn: Pfn): number {
-    if ((mem.mapping[pfn] & PAGE_MAPPING_FLAGS) !== PAGE_MAPPING_MOVABLE) return 0;
-    return mem.mapping[pfn] >>> 2;
-  },
-  __SetPageMovable(mem: MemMap, pfn: Pfn, handle: number): void {
-    mem.mapping[pfn] = ((handle << 2) | PAGE_MAPPING_MOVABLE) >>> 0;
-  },
+  page_movable_ops_handle: mapping_movable_handle,
+  __SetPageMovable: set_mapping_movable,
   __ClearPageMovable(mem: MemMap, pfn: Pfn): void {
     mem.mapping[pfn] &= PAGE_MAPPING_MOVABLE;
   },
-  PageIsolated,
-  SetPageIsolated(mem: MemMap, pfn: Pfn): void {
-    SetPageFlag(mem, pfn, PG_isolated);
-  },
-  ClearPageIsolated(mem: MemMap, pfn: Pfn): void {
-    ClearPageFlag(mem, pfn, PG_isolated);
-  },
+  ...isolated_flag,
   uses_page_lock: true,
   driver_isolates: false,
   isolated_movable_page(mem: MemMap, pfn: Pfn): boolean {

@@ -17,18 +17,9 @@
  * page types). Isolation still fails on page->private == 0 (E25-4).
  */
 
-import {
-  ClearPageFlag,
-  type MemMap,
-  PageFlag,
-  PageIsolated,
-  type Pfn,
-  PG_isolated,
-  PG_movable_ops,
-  PGTY_offline,
-  SetPageFlag,
-} from "../page.ts";
+import { type MemMap, PageFlag, type Pfn, PG_movable_ops, PGTY_offline } from "../page.ts";
 import type { BalloonEra, MovableEra } from "./era.ts";
+import { isolated_flag, movable_by_flag } from "./page_marks.ts";
 
 /** The 2025 core; era2026.ts reuses it under its own name. */
 export function movable_ops_era(name: string): MovableEra {
@@ -38,24 +29,10 @@ export function movable_ops_era(name: string): MovableEra {
     __PageMovable(mem: MemMap, pfn: Pfn): boolean {
       return PageFlag(mem, pfn, PG_movable_ops);
     },
-    page_movable_ops_handle(): number {
-      return 0;
-    },
-    /** SetPageMovableOps(). */
-    __SetPageMovable(mem: MemMap, pfn: Pfn): void {
-      SetPageFlag(mem, pfn, PG_movable_ops);
-    },
-    __ClearPageMovable(mem: MemMap, pfn: Pfn): void {
-      ClearPageFlag(mem, pfn, PG_movable_ops);
-    },
+    /** SetPageMovableOps(); the driver comes from the page type (ops_by_type). */
+    ...movable_by_flag(PG_movable_ops),
     /** PageMovableOpsIsolated(). */
-    PageIsolated,
-    SetPageIsolated(mem: MemMap, pfn: Pfn): void {
-      SetPageFlag(mem, pfn, PG_isolated);
-    },
-    ClearPageIsolated(mem: MemMap, pfn: Pfn): void {
-      ClearPageFlag(mem, pfn, PG_isolated);
-    },
+    ...isolated_flag,
     uses_page_lock: true,
     driver_isolates: false,
     isolated_movable_page(mem: MemMap, pfn: Pfn): boolean {
