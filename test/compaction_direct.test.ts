@@ -33,7 +33,7 @@ import {
   pin_user_page,
   zap_anon_page,
 } from "../src/kernel/mm/owner.ts";
-import { MIGRATE_UNMOVABLE, type Zone } from "../src/kernel/mmzone.ts";
+import { MIGRATE_UNMOVABLE } from "../src/kernel/mmzone.ts";
 import { PageBuddy, PageLRU, set_pageblock_migratetype } from "../src/kernel/page.ts";
 import {
   __free_pages,
@@ -53,38 +53,18 @@ import {
   PGMIGRATE_SUCCESS,
 } from "../src/kernel/vmstat_items.ts";
 import { parse_kv } from "./helpers.ts";
-import { type Env, mm_env, verify_mm } from "./mm_helpers.ts";
+import {
+  type Env,
+  full_zone,
+  mm_env,
+  NR_PAGES,
+  PB,
+  verify_mm,
+  zap_pfn,
+  zone_of,
+} from "./mm_helpers.ts";
 
-// mm_env(): one Normal zone of pfns 0..4095, eight pageblocks of 512.
-const NR_PAGES = 4096;
-const PB = 512;
 const THP = GFP_HIGHUSER_MOVABLE | __GFP_COMP;
-
-function zone_of(env: Env): Zone {
-  return env.m.zones.find((z) => z.populated_zone())!;
-}
-
-/** Every pfn an anon page (watermarks zeroed); vpage v holds tag 1000 + v. */
-function full(env: Env): AddressSpace {
-  const z = zone_of(env);
-  z._watermark.fill(0);
-  const p = env.mm_new("p", NR_PAGES);
-  // Without the per-operation whole-state checks (tests check at the end).
-  env.m.debug_vm = false;
-  let n = 0;
-  for (let round = 0; round < 64 && (round === 0 || z.vm_stat[NR_FREE_PAGES] > 0); round++) {
-    for (; n < NR_PAGES; n++)
-      if (env.run((rt) => do_anonymous_page(rt, env.mm, p, n, 1000 + n)) < 0) break;
-    drain_all_pages(env.m, null);
-  }
-  env.m.debug_vm = true;
-  expect(n).toBe(NR_PAGES);
-  return p;
-}
-
-function zap_pfn(env: Env, p: AddressSpace, pfn: number): void {
-  env.run((rt) => zap_anon_page(rt, env.mm, p, env.m.mem.index[pfn]));
-}
 
 /**
  * The layout of the capture cases: block 0 UNMOVABLE (so async direct
@@ -95,7 +75,7 @@ function zap_pfn(env: Env, p: AddressSpace, pfn: number): void {
  */
 function capture_layout(env: Env): AddressSpace {
   const { m } = env;
-  const p = full(env);
+  const p = full_zone(env);
   set_pageblock_migratetype(m.mem, 0, MIGRATE_UNMOVABLE);
   for (let pfn = PB; pfn < 2 * PB; pfn++) if (pfn % 64 !== 0) zap_pfn(env, p, pfn);
   for (let pfn = 3 * PB; pfn < NR_PAGES; pfn += 2) zap_pfn(env, p, pfn);
@@ -238,7 +218,7 @@ describe("direct compaction", () => {
   it("direct compaction: async direct compaction gives up an order-9 chunk at its first failure and puts back what it took", () => {
     const env = mm_env();
     const { m, mm } = env;
-    const p = full(env);
+    const p = full_zone(env);
     set_pageblock_migratetype(m.mem, 0, MIGRATE_UNMOVABLE);
     // Block 1: anon pages at offsets 0..7, a pinned one at 8, the rest free.
     // Blocks 5..7: every even pfn free (768 targets). Blocks 2..4 full.

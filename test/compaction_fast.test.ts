@@ -18,45 +18,20 @@ import {
 import { GFP_HIGHUSER_MOVABLE } from "../src/kernel/gfp.ts";
 import { list_del } from "../src/kernel/list.ts";
 import { MIGRATE_SYNC_LIGHT } from "../src/kernel/migrate.ts";
-import { type AddressSpace, do_anonymous_page, zap_anon_page } from "../src/kernel/mm/owner.ts";
-import type { Zone } from "../src/kernel/mmzone.ts";
 import { get_pageblock_skip, set_pageblock_skip } from "../src/kernel/page.ts";
 import { __free_pages, prep_new_page } from "../src/kernel/page_alloc/alloc.ts";
-import { drain_all_pages } from "../src/kernel/page_alloc/pcp.ts";
 import { COMPACTISOLATED, NR_FREE_PAGES } from "../src/kernel/vmstat_items.ts";
-import { type Env, list_pfns, mm_env, verify_mm } from "./mm_helpers.ts";
-
-const NR_PAGES = 4096;
-const PB = 512;
-
-function zone_of(env: Env): Zone {
-  return env.m.zones.find((z) => z.populated_zone())!;
-}
-
-/** Every pfn an anon page (watermarks zeroed). */
-function full(env: Env): AddressSpace {
-  const z = zone_of(env);
-  z._watermark.fill(0);
-  const p = env.mm_new("p", NR_PAGES);
-  // Without the per-operation whole-state checks (tests check at the end).
-  env.m.debug_vm = false;
-  let n = 0;
-  for (let round = 0; round < 64 && (round === 0 || z.vm_stat[NR_FREE_PAGES] > 0); round++) {
-    for (; n < NR_PAGES; n++)
-      if (env.run((rt) => do_anonymous_page(rt, env.mm, p, n, 1000 + n)) < 0) break;
-    drain_all_pages(env.m, null);
-  }
-  env.m.debug_vm = true;
-  expect(n).toBe(NR_PAGES);
-  return p;
-}
-
-/** Free [start, start + n) back to the buddy lists. */
-function free_range(env: Env, p: AddressSpace, start: number, n: number): void {
-  for (let pfn = start; pfn < start + n; pfn++)
-    env.run((rt) => zap_anon_page(rt, env.mm, p, env.m.mem.index[pfn]));
-  drain_all_pages(env.m, null);
-}
+import {
+  type Env,
+  free_range,
+  full_zone,
+  list_pfns,
+  mm_env,
+  NR_PAGES,
+  PB,
+  verify_mm,
+  zone_of,
+} from "./mm_helpers.ts";
 
 /** A kcompactd-like order-9 control with both scanners placed by hand. */
 function cc_at(env: Env, opts: Partial<CompactControl> = {}): CompactControl {
@@ -89,7 +64,7 @@ describe("compaction fast searches", () => {
     const env = mm_env();
     const { m, mm } = env;
     const z = zone_of(env);
-    const p = full(env);
+    const p = full_zone(env);
     // An order-3 block at the top of block 7, an order-2 block low in block 2.
     free_range(env, p, NR_PAGES - 8, 8);
     free_range(env, p, 1024, 4);
@@ -126,7 +101,7 @@ describe("compaction fast searches", () => {
   it("compaction fast: with only a low free block the search fails; direct compaction jumps the free scanner to the half-way block", () => {
     const env = mm_env();
     const { m, mm } = env;
-    const p = full(env);
+    const p = full_zone(env);
     free_range(env, p, 1024, 8);
     const z = zone_of(env);
     // kcompactd: the order-3 block at 1024 is below min_pfn (1536): no
@@ -157,7 +132,7 @@ describe("compaction fast searches", () => {
   it("compaction fast: fast_find_migrateblock starts at a low block with free pages, skips marked ones, and goes back once to the lowest found", () => {
     const env = mm_env();
     const { m, mm } = env;
-    const p = full(env);
+    const p = full_zone(env);
     // An order-4 block in block 2 (pfn 1024) and one in block 1 (pfn 512).
     free_range(env, p, 1024, 16);
     free_range(env, p, PB, 16);

@@ -1,8 +1,9 @@
 /**
- * Shared helpers for the LRU, migration and movable_ops tests: a small
- * machine with an MmState whose locks come from one Execution, a way to run
- * a kernel path as a thread to completion, and whole-state checks of the
- * LRU lists and the owners' reverse map.
+ * Shared helpers for the LRU, migration, movable_ops and compaction tests: a
+ * small machine with an MmState whose locks come from one Execution, a way
+ * to run a kernel path as a thread to completion, a zone filled with anon
+ * pages to free holes in, and whole-state checks of the LRU lists and the
+ * owners' reverse map.
  */
 
 import { expect } from "vitest";
@@ -12,10 +13,18 @@ import { era2016 } from "../src/kernel/eras/era2016.ts";
 import { list_add, list_empty } from "../src/kernel/list.ts";
 import type { Machine } from "../src/kernel/machine.ts";
 import { lru_list_pfns, NR_LRU_LISTS, page_lru } from "../src/kernel/mm/lru.ts";
-import { type AddressSpace, mm_new_process } from "../src/kernel/mm/owner.ts";
-import { MmState } from "../src/kernel/mm/state.ts";
-import { PAGE_MAPPING_ANON, PageLRU } from "../src/kernel/page.ts";
 import {
+  type AddressSpace,
+  do_anonymous_page,
+  mm_new_process,
+  zap_anon_page,
+} from "../src/kernel/mm/owner.ts";
+import { MmState } from "../src/kernel/mm/state.ts";
+import type { Zone } from "../src/kernel/mmzone.ts";
+import { PAGE_MAPPING_ANON, PageLRU } from "../src/kernel/page.ts";
+import { drain_all_pages } from "../src/kernel/page_alloc/pcp.ts";
+import {
+  NR_FREE_PAGES,
   NR_INACTIVE_ANON,
   NR_ISOLATED_ANON,
   NR_ISOLATED_FILE,
@@ -62,6 +71,49 @@ export function mm_env(): Env {
     list: () => m.mem.alloc_list_head(),
     mm_new: (name, n) => mm_new_process(mm, name, n),
   };
+}
+
+/** mm_env(): one Normal zone of pfns 0..NR_PAGES - 1, eight pageblocks of PB pages. */
+export const NR_PAGES = 4096;
+export const PB = 512;
+
+/** The one populated zone of mm_env(). */
+export function zone_of(env: Env): Zone {
+  return env.m.zones.find((z) => z.populated_zone())!;
+}
+
+/**
+ * Every pfn of the zone an anon page of one new process "p": watermarks are
+ * zeroed so faults can take the last free page (pcp pages are not counted
+ * free, so drain and fault again until nothing is left). vpage v holds tag
+ * 1000 + v. Runs without the per-operation whole-state checks (the tests
+ * check at the end).
+ */
+export function full_zone(env: Env): AddressSpace {
+  const z = zone_of(env);
+  z._watermark.fill(0);
+  const p = env.mm_new("p", NR_PAGES);
+  env.m.debug_vm = false;
+  let n = 0;
+  for (let round = 0; round < 64 && (round === 0 || z.vm_stat[NR_FREE_PAGES] > 0); round++) {
+    for (; n < NR_PAGES; n++)
+      if (env.run((rt) => do_anonymous_page(rt, env.mm, p, n, 1000 + n)) < 0) break;
+    drain_all_pages(env.m, null);
+  }
+  env.m.debug_vm = true;
+  expect(n).toBe(NR_PAGES);
+  return p;
+}
+
+/** Unmap the anon page of `p` at `pfn` (it may stay on a pcp list). */
+export function zap_pfn(env: Env, p: AddressSpace, pfn: number): void {
+  env.run((rt) => zap_anon_page(rt, env.mm, p, env.m.mem.index[pfn]));
+}
+
+/** Free [start, start + n) of `p` back to the buddy lists. */
+export function free_range(env: Env, p: AddressSpace, start: number, n: number): void {
+  for (let pfn = start; pfn < start + n; pfn++) zap_pfn(env, p, pfn);
+  drain_all_pages(env.m, null);
 }
 
 /** The pfns on a list_head slot, head first. */
