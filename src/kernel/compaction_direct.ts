@@ -25,6 +25,29 @@
  * here: the run sets PF_MEMALLOC (mm.pf_memalloc), as
  * memalloc_noreclaim_save() does.
  *
+ * Sleeping. In the kernel direct compaction may sleep: the allocating task
+ * is in process context, and a migration callback may block (the
+ * virtio-balloon driver's migratepage waits for the host to acknowledge the
+ * new page and the old one). Here it cannot: a wait needs other threads
+ * (the host's device thread) to run, and the run is one step. So the
+ * InlineRuntime reports can_sleep = false (Runtime.can_sleep, the model's
+ * might_sleep() context), and a path that would sleep asks first and backs
+ * off before touching anything: virtballoon_migratepage() answers -EAGAIN,
+ * the errno of its failed balloon_lock trylock, so the migration core
+ * retries it on its later passes and then leaves the page for
+ * putback_movable_pages(); compaction goes on with the other pages. The
+ * refusals are counted (VirtioBalloon.migrate_nosleep) and shown on the
+ * scenario trace. Simplification: a THP fault under thp_defrag=always never
+ * migrates a balloon page; compact_memory and kcompactd, which are threads,
+ * still do. The other movable_ops drivers (cmm, zsmalloc, the toy driver)
+ * do not sleep in their callbacks (spinlocks and a synchronous hcall), as in
+ * the kernel, and migrate as usual. The migration core's own sleeps are a
+ * page lock (never for PF_MEMALLOC, nor in a context that cannot sleep) and
+ * the writeback wait of MIGRATE_SYNC, a mode direct compaction never uses
+ * (waiting for it here is a KernelBug, the kernel's "sleeping function
+ * called from invalid context"). A wait that would remain (a bug) still
+ * raises a KernelBug from wait_event() below.
+ *
  * Capture: while compact_zone_order() runs, mm.capture_control points at its
  * capture_control; the free-area hook installed here lets __free_one_page()
  * hand a block of the wanted order to it (compaction_capture()). Because the
@@ -90,6 +113,8 @@ const INLINE_TASK = -2;
  */
 export class InlineRuntime implements Runtime {
   readonly outer: Runtime;
+  /** Nothing run inline may sleep: see "Sleeping" in the file header. */
+  readonly can_sleep = false;
   constructor(outer: Runtime) {
     this.outer = outer;
   }

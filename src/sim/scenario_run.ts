@@ -729,13 +729,21 @@ function start_guest(
  * Direct compaction stalls on the trace: an instant on the allocating CPU's
  * track per attempt, with its order, priority and result. The run happens
  * inside the allocating thread's step (see compaction_direct.ts), so it
- * takes no simulated time of its own.
+ * takes no simulated time of its own. `balloon_nosleep` counts the balloon
+ * pages it left alone because migrating them would sleep (waiting for the
+ * host), which an inline run cannot.
  */
 function trace_direct_compaction(w: World): void {
   const hooks = w.m.hooks;
   const inner = hooks.direct_compact;
   if (!inner) return;
+  const nosleep = () => {
+    let n = 0;
+    for (const hg of w.balloons) n += hg.vb.vb_dev_info.nosleep_refused + hg.vb.migrate_nosleep;
+    return n;
+  };
   hooks.direct_compact = (m, cpu, gfp, order, alloc_flags, zoneidx, migratetype, prio) => {
+    const nosleep_before = nosleep();
     const r = inner(m, cpu, gfp, order, alloc_flags, zoneidx, migratetype, prio);
     w.emit({
       name: "direct_compaction",
@@ -745,7 +753,13 @@ function trace_direct_compaction(w: World): void {
       ts: w.e.now_ns / 1000,
       pid: 1,
       tid: cpu < m.nr_cpus ? cpu : 0,
-      args: { order, prio, result: r.result, pfn: r.pfn },
+      args: {
+        order,
+        prio,
+        result: r.result,
+        pfn: r.pfn,
+        balloon_nosleep: nosleep() - nosleep_before,
+      },
     });
     return r;
   };

@@ -1,0 +1,135 @@
+// Direct compaction that reaches a balloon page (compaction_direct.ts,
+// "Sleeping"): the virtio-balloon driver's migratepage waits for the host,
+// and direct compaction runs inline and cannot sleep. A context that cannot
+// sleep (Runtime.can_sleep false) leaves such pages with their driver at
+// isolation, and the driver's migratepage refuses it before changing
+// anything; a thread (compact_memory) still migrates them. In scenarios,
+// thp_defrag=always with a balloon runs to completion in every era.
+import { describe, expect, it } from "vitest";
+import { balloon_settled, boot_balloon_guest, run_until } from "../src/host/rig.ts";
+import { balloon_page_device } from "../src/kernel/balloon_compaction.ts";
+import { InlineRuntime, run_inline } from "../src/kernel/compaction_direct.ts";
+import { EAGAIN, EBUSY } from "../src/kernel/errno.ts";
+import { GFP_HIGHUSER_MOVABLE } from "../src/kernel/gfp.ts";
+import { MIGRATE_ASYNC } from "../src/kernel/migrate.ts";
+import {
+  ISOLATE_ASYNC_MIGRATE,
+  isolate_movable_page,
+  putback_movable_page,
+} from "../src/kernel/movable_ops.ts";
+import { alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
+import { virtballoon_migratepage } from "../src/kernel/virtio_balloon.ts";
+import { run_scenario } from "../src/sim/scenario_run.ts";
+import { parse_scenario } from "../src/workload/load.ts";
+import { ERAS } from "../src/workload/scenario.ts";
+
+/** A 32 MiB guest with 4 MiB in its balloon, settled. */
+function inflated_guest() {
+  const g = boot_balloon_guest({ machine: { mem_bytes: 32 << 20 }, features: 0 });
+  g.hg.balloon((32 - 4) << 20);
+  run_until(g.e, () => balloon_settled(g), 1e7);
+  expect(g.vb.num_pages).toBe(1024);
+  const mem = g.m.mem;
+  const b = g.vb.vb_dev_info;
+  const page = mem.lru_next[b.pages];
+  expect(page).not.toBe(b.pages);
+  expect(balloon_page_device(g.bc, page)).toBe(b);
+  return { g, page, b };
+}
+
+describe("direct compaction and balloon pages", () => {
+  it("isolation: a context that cannot sleep leaves a virtio balloon page alone; a thread isolates it", () => {
+    const { g, page, b } = inflated_guest();
+    const mem = g.m.mem;
+    const ref = mem._refcount[page];
+    const inline = new InlineRuntime(g.e);
+    expect(inline.can_sleep).toBe(false);
+    const rc = run_inline(
+      isolate_movable_page(inline, g.mm, page, ISOLATE_ASYNC_MIGRATE),
+      1000,
+      "isolate",
+    );
+    expect(rc).toBe(-EBUSY);
+    expect(b.nosleep_refused).toBe(1);
+    expect(b.isolated_pages).toBe(0);
+    expect(mem._refcount[page]).toBe(ref);
+    expect(mem.lru_next[page]).not.toBe(page); // still on the device's list
+    // The same page from a thread, which may sleep: isolated, then put back.
+    let got = 1;
+    g.e.spawn("compact", function* (rt) {
+      got = yield* isolate_movable_page(rt, g.mm, page, ISOLATE_ASYNC_MIGRATE);
+      if (got === 0) yield* putback_movable_page(rt, g.mm, page);
+    });
+    run_until(g.e, () => got !== 1, 1e6);
+    expect(got).toBe(0);
+    expect(b.nosleep_refused).toBe(1);
+  });
+
+  it("migratepage: a caller that cannot sleep gets -EAGAIN before anything changes", () => {
+    const { g, page, b } = inflated_guest();
+    const mem = g.m.mem;
+    const newpage = alloc_pages(g.m, 0, GFP_HIGHUSER_MOVABLE, 0);
+    expect(newpage).toBeGreaterThanOrEqual(0);
+    const before = {
+      new_ref: mem._refcount[newpage],
+      old_ref: mem._refcount[page],
+      listed: b.nr_listed,
+      num_pfns: g.vb.num_pfns,
+      inflate: g.vb.vqs[0].state.slice(),
+    };
+    const rc = run_inline(
+      virtballoon_migratepage(new InlineRuntime(g.e), g.vb, newpage, page, MIGRATE_ASYNC),
+      1000,
+      "migratepage",
+    );
+    expect(rc).toBe(-EAGAIN);
+    expect(g.vb.migrate_nosleep).toBe(1);
+    expect(g.vb.balloon_lock.owner).toBe(-1);
+    expect({
+      new_ref: mem._refcount[newpage],
+      old_ref: mem._refcount[page],
+      listed: b.nr_listed,
+      num_pfns: g.vb.num_pfns,
+      inflate: g.vb.vqs[0].state.slice(),
+    }).toEqual(before);
+  });
+});
+
+/** Balloon pages in the holes a process left, then THP faults that compact directly. */
+const DIRECT = `
+name: direct_balloon
+duration: 3s
+sample_interval: 500ms
+machine: { memory: 64MiB, cpus: 2, layout: normal }
+kernel: { watermark_boost_factor: 0, compaction_proactiveness: 0, thp_defrag: always }
+balloons: [{ name: b0 }]
+workload:
+  - { type: alloc_anon, at: 0s, process: db, size: 40MiB, pattern: random, ways: 2 }
+  - { type: free_anon, at: 200ms, process: db/0 }
+  - { type: balloon_target, at: 300ms, size: 12MiB }
+  - { type: free_anon, at: 800ms, process: db/1 }
+  - { type: thp, at: 1s, process: heap, count: 12, fallback: true }
+  - { type: compact_memory, at: 2s }
+  - { type: thp, at: 2500ms, process: late, count: 4, fallback: true }
+`;
+
+describe("scenarios with thp_defrag always and a balloon", () => {
+  it("scenario run: THP faults compact directly past balloon pages, in every era, deterministically", () => {
+    for (const era of ERAS) {
+      const sc = `${DIRECT}\nera: "${era}"\n`;
+      const r = run_scenario(parse_scenario(sc), { trace: true });
+      const again = run_scenario(parse_scenario(sc));
+      expect(again.digest).toBe(r.digest);
+      expect(r.era).toBe(era);
+      expect(r.vmstat.compact_stall).toBeGreaterThan(0);
+      expect(r.vmstat.compact_stall).toBe(r.vmstat.compact_success + r.vmstat.compact_fail);
+      expect(r.vmstat.thp_fault_alloc + r.vmstat.thp_fault_fallback).toBe(16);
+      // Direct compaction left balloon pages alone; compact_memory (a thread) moved some.
+      const stalls = r.trace.filter((e) => e.name === "direct_compaction");
+      const nosleep = stalls.reduce((a, e) => a + Number(e.args?.balloon_nosleep), 0);
+      expect(nosleep).toBeGreaterThan(0);
+      expect(r.vmstat.balloon_migrate).toBeGreaterThan(0);
+      expect(r.balloons[0].balloon_pages).toBe(3072);
+    }
+  });
+});
