@@ -12,7 +12,10 @@
  * completion on the calling thread through an InlineRuntime: lock
  * operations go to the real runtime when the allocation runs inside a
  * thread (so lock ownership and lockdep see them) and are taken directly
- * otherwise; lockless reads and cond_resched() are no-ops. Simplification:
+ * otherwise; lockless reads and cond_resched() are no-ops. The run is
+ * bracketed by rt.inline_enter()/inline_exit(), so a runtime in coalesce
+ * mode does not take the delegated lock operations as steps of the thread
+ * (no count, no clock), as one without it does not. Simplification:
  * direct compaction never yields to another CPU in the simulator; it is one
  * long step of the allocating thread, as the allocation itself is.
  *
@@ -356,6 +359,7 @@ export function __alloc_pages_direct_compact(
   const saved = mm.pf_memalloc;
   mm.pf_memalloc = true;
   let result: number;
+  rt.inline_enter?.();
   try {
     result = run_inline(
       try_to_compact_pages(inline_rt, mm, gfp, order, alloc_flags, highest_zoneidx, prio, capture),
@@ -363,6 +367,7 @@ export function __alloc_pages_direct_compact(
       "__alloc_pages_direct_compact",
     );
   } finally {
+    rt.inline_exit?.();
     mm.pf_memalloc = saved;
   }
   if (result === COMPACT_SKIPPED) return { pfn: -1, result };

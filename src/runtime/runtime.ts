@@ -76,6 +76,15 @@ export interface Runtime {
    * backs off before changing anything, where the kernel would sleep.
    */
   readonly can_sleep?: boolean;
+  /**
+   * An inline run (compaction_direct.ts's run_inline) begins or ends inside
+   * the running thread's step. Its driver resumes the steps it announces at
+   * once, not the scheduler: they are not steps of the thread (no count, no
+   * clock), so a runtime must not take them as steps either (coalesce
+   * mode would). Optional; calls nest.
+   */
+  inline_enter?(): void;
+  inline_exit?(): void;
   spin_lock(lock: Lock): Step;
   spin_unlock(lock: Lock): Step;
   /** spin_trylock(): true if taken. */

@@ -118,6 +118,14 @@ export interface RunHooks {
   at_end?: (m: Machine, mm: MmState) => void;
   /** /proc files to keep from the final state, by path. */
   final_proc?: (m: Machine) => Record<string, string>;
+  /**
+   * Run a lone guest's execution in the runtime's coalesce mode
+   * (runtime/execution.ts): the same steps, schedule and state, fewer
+   * scheduler round trips. Default true; tests switch it off to compare.
+   * Several guests never coalesce: they share one clock across
+   * executions, which the coalesce rule cannot see.
+   */
+  coalesce?: boolean;
 }
 
 export interface ZoneBuddy {
@@ -687,7 +695,14 @@ function start_guest(
   hooks: RunHooks,
 ): GuestRun {
   const prng = new Prng(guest_seed(sc.seed, k));
-  const e = new Execution({ choose: (n) => prng.below(n), step_ns: sc.step_ns, lockdep: false });
+  const e = new Execution({
+    choose: (n) => prng.below(n),
+    step_ns: sc.step_ns,
+    lockdep: false,
+    // run_guests() picks by simulated time, ties to the lowest id, which is
+    // earliest()'s order; with one guest no other execution shares the clock.
+    coalesce: n_guests === 1 && (hooks.coalesce ?? true),
+  });
   const mm = new MmState(m, ERAS[sc.era].movable, (c, kind) => e.new_lock(c, kind));
   const w = new World(sc, m, mm, e, prng, k === 0 && (hooks.trace ?? false));
   w.guest_name = n_guests > 1 ? `guest${k}` : "guest";
