@@ -6,12 +6,18 @@
 // anything; a thread (compact_memory) still migrates them. In scenarios,
 // thp_defrag=always with a balloon runs to completion in every era.
 import { describe, expect, it } from "vitest";
+import { CmmHost, check_cmm_safety } from "../src/host/cmm_host.ts";
 import { balloon_settled, boot_balloon_guest, run_until } from "../src/host/rig.ts";
-import { balloon_page_device } from "../src/kernel/balloon_compaction.ts";
+import { BalloonCompaction, balloon_page_device } from "../src/kernel/balloon_compaction.ts";
+import { boot } from "../src/kernel/boot.ts";
+import { cmm_init, cmm_thread } from "../src/kernel/cmm.ts";
 import { InlineRuntime, run_inline } from "../src/kernel/compaction_direct.ts";
+import { era2016 } from "../src/kernel/eras/era2016.ts";
 import { EAGAIN, EBUSY } from "../src/kernel/errno.ts";
 import { GFP_HIGHUSER_MOVABLE } from "../src/kernel/gfp.ts";
-import { MIGRATE_ASYNC } from "../src/kernel/migrate.ts";
+import { list_add } from "../src/kernel/list.ts";
+import { MIGRATE_ASYNC, MR_COMPACTION, migrate_pages } from "../src/kernel/migrate.ts";
+import { MmState } from "../src/kernel/mm/state.ts";
 import {
   ISOLATE_ASYNC_MIGRATE,
   isolate_movable_page,
@@ -19,6 +25,7 @@ import {
 } from "../src/kernel/movable_ops.ts";
 import { alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
 import { virtballoon_migratepage } from "../src/kernel/virtio_balloon.ts";
+import { Execution } from "../src/runtime/execution.ts";
 import { run_scenario } from "../src/sim/scenario_run.ts";
 import { load_scenario, parse_scenario } from "../src/workload/load.ts";
 import { ERAS } from "../src/workload/scenario.ts";
@@ -92,6 +99,40 @@ describe("direct compaction and balloon pages", () => {
       num_pfns: g.vb.num_pfns,
       inflate: g.vb.vqs[0].state.slice(),
     }).toEqual(before);
+  });
+});
+
+describe("other movable_ops drivers under the same rule", () => {
+  it("cmm: its migratepage does not sleep, so an inline run isolates and migrates its page", () => {
+    const m = boot({ mem_bytes: 32 << 20, layout: "normal", nr_cpus: 2 });
+    const e = new Execution({ choose: () => 0 });
+    const mm = new MmState(m, era2016, (c, k) => e.new_lock(c, k));
+    const bc = new BalloonCompaction(mm);
+    const host = new CmmHost(m.mem.nr_pages);
+    const cmm = cmm_init(bc, host, 1024);
+    e.spawn("cmm", (rt) => cmm_thread(rt, cmm));
+    host.set_loan_target(64, cmm);
+    run_until(e, () => cmm.loaned_pages === 64, 1_000_000);
+    const mem = m.mem;
+    const page = mem.lru_next[cmm.b.pages];
+    expect(cmm.b.migratepage_sleeps).toBe(false);
+    const inline = new InlineRuntime(e);
+    const list = mem.alloc_list_head();
+    expect(
+      run_inline(isolate_movable_page(inline, mm, page, ISOLATE_ASYNC_MIGRATE), 1000, "iso"),
+    ).toBe(0);
+    list_add(mem, page, list);
+    const target = alloc_pages(m, 0, GFP_HIGHUSER_MOVABLE, 0);
+    const failed = run_inline(
+      migrate_pages(inline, mm, list, () => target, null, MIGRATE_ASYNC, MR_COMPACTION),
+      10_000,
+      "migrate",
+    );
+    expect(failed).toBe(0);
+    expect(cmm.b.nosleep_refused).toBe(0);
+    expect(balloon_page_device(bc, target)).toBe(cmm.b);
+    expect(cmm.loaned_pages).toBe(64);
+    check_cmm_safety(host, cmm);
   });
 });
 
