@@ -34,22 +34,33 @@
  * new page and the old one). Here it cannot: a wait needs other threads
  * (the host's device thread) to run, and the run is one step. So the
  * InlineRuntime reports can_sleep = false (Runtime.can_sleep, the model's
- * might_sleep() context), and a path that would sleep asks first and backs
- * off before touching anything: virtballoon_migratepage() answers -EAGAIN,
- * the errno of its failed balloon_lock trylock, so the migration core
- * retries it on its later passes and then leaves the page for
- * putback_movable_pages(); compaction goes on with the other pages. The
- * refusals are counted (VirtioBalloon.migrate_nosleep) and shown on the
- * scenario trace. Simplification: a THP fault under thp_defrag=always never
- * migrates a balloon page; compact_memory and kcompactd, which are threads,
- * still do. The other movable_ops drivers (cmm, zsmalloc, the toy driver)
- * do not sleep in their callbacks (spinlocks and a synchronous hcall), as in
- * the kernel, and migrate as usual. The migration core's own sleeps are a
- * page lock (never for PF_MEMALLOC, nor in a context that cannot sleep) and
- * the writeback wait of MIGRATE_SYNC, a mode direct compaction never uses
- * (waiting for it here is a KernelBug, the kernel's "sleeping function
+ * might_sleep() context), and a path that would sleep backs off before it
+ * changes anything. The migration scanner does not isolate a movable_ops
+ * page whose driver sleeps to migrate it (movable_ops.ts, nosleep_refuses;
+ * the device says so in BalloonDevInfo.migratepage_sleeps): an isolation
+ * failure, so async direct compaction gives up that order-aligned chunk,
+ * and a block scanned to its end without isolating gets its skip bit.
+ * Refusing later, in migratepage, would leave the block unmarked (movable_ops
+ * pages do not claim blocks) and fast_find_migrateblock() would offer it
+ * forever. As a backstop virtballoon_migratepage() answers -EAGAIN (the
+ * errno of its failed balloon_lock trylock) to a caller that cannot sleep.
+ * Both are counted (BalloonDevInfo.nosleep_refused,
+ * VirtioBalloon.migrate_nosleep) and shown on the scenario trace.
+ * Simplification: a THP fault under thp_defrag=always never migrates a
+ * balloon page; compact_memory and kcompactd, which are threads, still do.
+ * The other movable_ops drivers (cmm, zsmalloc, the toy driver) do not
+ * sleep in their callbacks (spinlocks and a synchronous hcall), as in the
+ * kernel, and migrate as usual. The migration core's own sleeps are a page
+ * lock (never for PF_MEMALLOC, nor in a context that cannot sleep) and the
+ * writeback wait of MIGRATE_SYNC, a mode direct compaction never uses
+ * (asserted; the kernel would say "sleeping function
  * called from invalid context"). A wait that would remain (a bug) still
- * raises a KernelBug from wait_event() below.
+ * raises a KernelBug from wait_event() below. Not chosen: running direct
+ * compaction as real steps of the allocating thread (the kernel's
+ * behaviour) needs the slow path (page_alloc/alloc.ts, plain code called
+ * from every allocation site) to become a generator; answering the wait by
+ * running the host's side inline would run another thread's code, at a
+ * time it did not choose, on this one.
  *
  * Capture: while compact_zone_order() runs, mm.capture_control points at its
  * capture_control; the free-area hook installed here lets __free_one_page()
