@@ -138,6 +138,13 @@ export class BalloonDevInfo {
   /** list_head slot of the device's pages. */
   readonly pages: number;
   migratepage: BalloonMigratepage | null = null;
+  /**
+   * Whether `migratepage` sleeps (virtio-balloon waits for the host; cmm's
+   * hcalls do not), and how often that made a caller that cannot sleep
+   * leave one of this device's pages alone (movable_ops.ts, nosleep_refuses).
+   */
+  migratepage_sleeps = false;
+  nosleep_refused = 0;
   /** Inflation takes pages out of the managed count (v6.x field; the 2016 driver did it itself). */
   adjust_managed_page_count = false;
   /** Model bookkeeping: pages on `pages`, kept so invariants are O(1). */
@@ -212,6 +219,13 @@ export class BalloonCompaction implements MovableOperations {
   }
   migrate_page(rt: Runtime, _mm: MmState, dst: Pfn, src: Pfn, mode: number): StepOf<number> {
     return balloon_page_migrate(rt, this, dst, src, mode);
+  }
+  /** The page's device sleeps in its migratepage: count the refusal. */
+  migrate_page_may_sleep(_mm: MmState, pfn: Pfn): boolean {
+    const b = balloon_page_device(this, pfn);
+    if (b === null || !b.migratepage_sleeps) return false;
+    b.nosleep_refused++;
+    return true;
   }
   putback_page(rt: Runtime, _mm: MmState, pfn: Pfn): Step {
     return balloon_page_putback(rt, this, pfn);

@@ -12,7 +12,10 @@
  * completion on the calling thread through an InlineRuntime: lock
  * operations go to the real runtime when the allocation runs inside a
  * thread (so lock ownership and lockdep see them) and are taken directly
- * otherwise; lockless reads and cond_resched() are no-ops. Simplification:
+ * otherwise; lockless reads and cond_resched() are no-ops. The run is
+ * bracketed by rt.inline_enter()/inline_exit(), so a runtime in coalesce
+ * mode does not take the delegated lock operations as steps of the thread
+ * (no count, no clock), as one without it does not. Simplification:
  * direct compaction never yields to another CPU in the simulator; it is one
  * long step of the allocating thread, as the allocation itself is.
  *
@@ -24,6 +27,40 @@
  * lock) raises a KernelBug naming it. Migration never sleeps on a page lock
  * here: the run sets PF_MEMALLOC (mm.pf_memalloc), as
  * memalloc_noreclaim_save() does.
+ *
+ * Sleeping. In the kernel direct compaction may sleep: the allocating task
+ * is in process context, and a migration callback may block (the
+ * virtio-balloon driver's migratepage waits for the host to acknowledge the
+ * new page and the old one). Here it cannot: a wait needs other threads
+ * (the host's device thread) to run, and the run is one step. So the
+ * InlineRuntime reports can_sleep = false (Runtime.can_sleep, the model's
+ * might_sleep() context), and a path that would sleep backs off before it
+ * changes anything. The migration scanner does not isolate a movable_ops
+ * page whose driver sleeps to migrate it (movable_ops.ts, nosleep_refuses;
+ * the device says so in BalloonDevInfo.migratepage_sleeps): an isolation
+ * failure, so async direct compaction gives up that order-aligned chunk,
+ * and a block scanned to its end without isolating gets its skip bit.
+ * Refusing later, in migratepage, would leave the block unmarked (movable_ops
+ * pages do not claim blocks) and fast_find_migrateblock() would offer it
+ * forever. As a backstop virtballoon_migratepage() answers -EAGAIN (the
+ * errno of its failed balloon_lock trylock) to a caller that cannot sleep.
+ * Both are counted (BalloonDevInfo.nosleep_refused,
+ * VirtioBalloon.migrate_nosleep) and shown on the scenario trace.
+ * Simplification: a THP fault under thp_defrag=always never migrates a
+ * balloon page; compact_memory and kcompactd, which are threads, still do.
+ * The other movable_ops drivers (cmm, zsmalloc, the toy driver) do not
+ * sleep in their callbacks (spinlocks and a synchronous hcall), as in the
+ * kernel, and migrate as usual. The migration core's own sleeps are a page
+ * lock (never for PF_MEMALLOC, nor in a context that cannot sleep) and the
+ * writeback wait of MIGRATE_SYNC, a mode direct compaction never uses
+ * (asserted; the kernel would say "sleeping function
+ * called from invalid context"). A wait that would remain (a bug) still
+ * raises a KernelBug from wait_event() below. Not chosen: running direct
+ * compaction as real steps of the allocating thread (the kernel's
+ * behaviour) needs the slow path (page_alloc/alloc.ts, plain code called
+ * from every allocation site) to become a generator; answering the wait by
+ * running the host's side inline would run another thread's code, at a
+ * time it did not choose, on this one.
  *
  * Capture: while compact_zone_order() runs, mm.capture_control points at its
  * capture_control; the free-area hook installed here lets __free_one_page()
@@ -90,6 +127,8 @@ const INLINE_TASK = -2;
  */
 export class InlineRuntime implements Runtime {
   readonly outer: Runtime;
+  /** Nothing run inline may sleep: see "Sleeping" in the file header. */
+  readonly can_sleep = false;
   constructor(outer: Runtime) {
     this.outer = outer;
   }
@@ -331,6 +370,7 @@ export function __alloc_pages_direct_compact(
   const saved = mm.pf_memalloc;
   mm.pf_memalloc = true;
   let result: number;
+  rt.inline_enter?.();
   try {
     result = run_inline(
       try_to_compact_pages(inline_rt, mm, gfp, order, alloc_flags, highest_zoneidx, prio, capture),
@@ -338,6 +378,7 @@ export function __alloc_pages_direct_compact(
       "__alloc_pages_direct_compact",
     );
   } finally {
+    rt.inline_exit?.();
     mm.pf_memalloc = saved;
   }
   if (result === COMPACT_SKIPPED) return { pfn: -1, result };

@@ -252,8 +252,9 @@ function* __unmap_and_move(
   if (!(yield* trylock_page(rt, mm, page))) {
     if (!force || mode === MIGRATE_ASYNC) return -EAGAIN;
     // Direct compaction (PF_MEMALLOC) never sleeps on a page lock: the
-    // holder may be waiting for the very allocation that compacts.
-    if (mm.pf_memalloc) return -EAGAIN;
+    // holder may be waiting for the very allocation that compacts. Nor
+    // does any caller that cannot sleep (rt.can_sleep false, an inline run).
+    if (mm.pf_memalloc || rt.can_sleep === false) return -EAGAIN;
     yield* lock_page(rt, mm, page);
   }
   let rc: number | MovableOpsError = -EBUSY;
@@ -265,7 +266,13 @@ function* __unmap_and_move(
     if (!force) rc = -EAGAIN;
     else {
       // wait_on_page_writeback(): sleeps (page lock held) until
-      // end_page_writeback() clears PG_writeback.
+      // end_page_writeback() clears PG_writeback. Only MIGRATE_SYNC gets
+      // here, which direct compaction (an inline run that cannot sleep)
+      // never uses; the inline runtime's wait_event() is a KernelBug.
+      assert(
+        rt.can_sleep !== false,
+        "MIGRATE_SYNC wait_on_page_writeback in a context that cannot sleep",
+      );
       yield* rt.wait_event(page, "PG_writeback", () => !PageWriteback(mem, page));
       can_move = true;
     }

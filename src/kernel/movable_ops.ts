@@ -59,6 +59,31 @@ export interface MovableOperations {
   migrate_page(rt: Runtime, mm: MmState, dst: Pfn, src: Pfn, mode: number): StepOf<number>;
   /** Take back an isolated page whose migration failed; page lock held. */
   putback_page(rt: Runtime, mm: MmState, pfn: Pfn): Step;
+  /**
+   * Whether migrate_page() of this page may sleep (wait for another thread,
+   * not just take a spinlock); absent means never. Asked under the page
+   * lock, only by a caller that cannot sleep; true also counts the refusal
+   * it causes (the driver's counter). See nosleep_refuses().
+   */
+  migrate_page_may_sleep?(mm: MmState, pfn: Pfn): boolean;
+}
+
+/**
+ * A caller that cannot sleep (rt.can_sleep false: direct compaction, which
+ * runs inline, see compaction_direct.ts) does not isolate a page whose
+ * driver would sleep to migrate it: the page stays with its driver and the
+ * scanner counts an isolation failure. This is the ISOLATE_ASYNC_MIGRATE
+ * idea of the LRU side (async compaction does not isolate pages that only a
+ * sleeping migration could move) applied to movable_ops pages. The kernel's
+ * direct compaction would isolate the page and sleep in the driver instead.
+ * Isolating it and failing in migrate_page would leave the page on the
+ * driver's list and its pageblock never marked skip (movable_ops pages do
+ * not claim blocks), so fast_find_migrateblock() would offer the block
+ * again and again.
+ */
+function nosleep_refuses(rt: Runtime, mm: MmState, ops: MovableOperations, pfn: Pfn): boolean {
+  if (rt.can_sleep !== false || ops.migrate_page_may_sleep === undefined) return false;
+  return ops.migrate_page_may_sleep(mm, pfn);
 }
 
 /** A movable_ops driver broke its contract. */
@@ -162,7 +187,7 @@ function* isolate_by_driver(rt: Runtime, mm: MmState, pfn: Pfn, mode: number): S
   const mem = mm.m.mem;
   yield* rt.access(OP_READ, pfn, "mapping");
   const ops = mm.era.__PageMovable(mem, pfn) ? page_movable_ops(mm, pfn) : null;
-  if (ops === null) return -EBUSY;
+  if (ops === null || nosleep_refuses(rt, mm, ops, pfn)) return -EBUSY;
   const ok: unknown = yield* ops.isolate_page(rt, mm, pfn, mode);
   if (typeof ok !== "boolean")
     throw new MovableOpsError(ops.name, pfn, `isolate_page returned ${String(ok)}, not a boolean`);
@@ -203,7 +228,7 @@ export function* isolate_movable_page(
   // another CPU isolated it, since the lockless look.
   const ops = rule_holds(mm, RULE_RECHECK_MOVABLE) ? page_movable_ops(mm, pfn) : ops_seen;
   const isolated = rule_holds(mm, RULE_RECHECK_ISOLATED) && mm.era.PageIsolated(mem, pfn);
-  if (ops === null || isolated) {
+  if (ops === null || isolated || nosleep_refuses(rt, mm, ops, pfn)) {
     yield* era_unlock(rt, mm, pfn);
     put_page(rt, mm, pfn);
     return -EBUSY;

@@ -240,6 +240,12 @@ export class VirtioBalloon {
   oom_freed = 0;
   /** OOM notifications that could free nothing (lock held, MUST_TELL_HOST, no buffer). */
   oom_refused = 0;
+  /**
+   * migratepage calls refused because the caller could not sleep
+   * (rt.can_sleep false: direct compaction, which runs inline) and the
+   * driver would have waited for the host; each was answered -EAGAIN.
+   */
+  migrate_nosleep = 0;
   /** Worker rounds run. */
   rounds = 0;
   /** The OOM notifier installed in m.hooks, so removal can take it out. */
@@ -312,9 +318,12 @@ export function virtballoon_probe(
   const obj = opts.obj ?? 1000 + bc.devices.length;
   const vb = new VirtioBalloon(bc, opts.name, opts.device_features, obj);
   const b = vb.vb_dev_info;
-  if (bc.compaction)
+  if (bc.compaction) {
     b.migratepage = (rt, _b, newpage, page, mode) =>
       virtballoon_migratepage(rt, vb, newpage, page, mode);
+    // tell_host() sleeps: direct compaction leaves these pages alone.
+    b.migratepage_sleeps = true;
+  }
   const oom = virtio_has_feature(vb, VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
   // Without deflate-on-OOM ballooned memory leaves the managed count.
   b.adjust_managed_page_count = !oom;
@@ -721,6 +730,12 @@ export function* virtballoon_remove(
  * resize holds it), make newpage a balloon page and tell the host to
  * inflate it, then stop using the old page and tell the host to deflate it;
  * the old page is freed by the core only after this returns.
+ *
+ * Both tell_host() calls sleep until the host answers. A caller that cannot
+ * sleep (rt.can_sleep false: direct compaction runs inline, see
+ * compaction_direct.ts) gets -EAGAIN before anything changes, as if a
+ * resize held balloon_lock; the kernel's direct compaction would sleep
+ * here instead. Counted in vb.migrate_nosleep.
  */
 export function* virtballoon_migratepage(
   rt: Runtime,
@@ -732,6 +747,10 @@ export function* virtballoon_migratepage(
   const bc = vb.bc;
   const mm = bc.mm;
   const b = vb.vb_dev_info;
+  if (rt.can_sleep === false) {
+    vb.migrate_nosleep++;
+    return -EAGAIN;
+  }
   if (!(yield* rt.mutex_trylock(vb.balloon_lock))) return -EAGAIN;
   mm.m.mem._refcount[newpage]++; // get_page(): the balloon's reference
   // set_page_pfns() before the insert (the kernel does it after): the new

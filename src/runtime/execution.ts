@@ -262,6 +262,8 @@ export class Execution implements Runtime {
   private at_once(op: number, obj: number, field: string, lock: Lock | null): boolean {
     if (this.solo()) return true;
     if (this.coalesce_left <= 0 || !this.coalesce || this.current < 0) return false;
+    // Inside an inline run its driver resumes the step, unaccounted.
+    if (this.inline_depth > 0) return false;
     if (this.steps >= this.steps_limit || !this.keeps_cpu(this.current)) return false;
     this.step_inline(op, obj, field, lock);
     return true;
@@ -283,6 +285,18 @@ export class Execution implements Runtime {
       if ((i < id ? ns <= t_ns : ns < t_ns) && this.enabled(i)) return false;
     }
     return true;
+  }
+
+  /** Inline runs in progress inside the running thread's step (Runtime.inline_enter). */
+  private inline_depth = 0;
+
+  inline_enter(): void {
+    this.inline_depth++;
+  }
+
+  inline_exit(): void {
+    if (this.inline_depth <= 0) throw new LockBug("inline_exit without inline_enter");
+    this.inline_depth--;
   }
 
   /** Take the running thread's step now, accounted (trace, steps, clock) as step() does. */

@@ -67,6 +67,24 @@ export type StepOf<T> = Generator<void, T, void>;
 export interface Runtime {
   /** The running thread's id (a CPU number in the simulator). */
   readonly current: number;
+  /**
+   * Whether the running code may sleep (wait_event, schedule_timeout, a
+   * lock another thread holds): the model's might_sleep() context. Absent
+   * means true (an Execution's threads, the checker's). A runtime that runs
+   * a path inline inside another thread's step (compaction_direct.ts's
+   * InlineRuntime) sets it false; code that would sleep asks first and
+   * backs off before changing anything, where the kernel would sleep.
+   */
+  readonly can_sleep?: boolean;
+  /**
+   * An inline run (compaction_direct.ts's run_inline) begins or ends inside
+   * the running thread's step. Its driver resumes the steps it announces at
+   * once, not the scheduler: they are not steps of the thread (no count, no
+   * clock), so a runtime must not take them as steps either (coalesce
+   * mode would). Optional; calls nest.
+   */
+  inline_enter?(): void;
+  inline_exit?(): void;
   spin_lock(lock: Lock): Step;
   spin_unlock(lock: Lock): Step;
   /** spin_trylock(): true if taken. */

@@ -118,6 +118,14 @@ export interface RunHooks {
   at_end?: (m: Machine, mm: MmState) => void;
   /** /proc files to keep from the final state, by path. */
   final_proc?: (m: Machine) => Record<string, string>;
+  /**
+   * Run a lone guest's execution in the runtime's coalesce mode
+   * (runtime/execution.ts): the same steps, schedule and state, fewer
+   * scheduler round trips. Default true; tests switch it off to compare.
+   * Several guests never coalesce: they share one clock across
+   * executions, which the coalesce rule cannot see.
+   */
+  coalesce?: boolean;
 }
 
 export interface ZoneBuddy {
@@ -687,7 +695,14 @@ function start_guest(
   hooks: RunHooks,
 ): GuestRun {
   const prng = new Prng(guest_seed(sc.seed, k));
-  const e = new Execution({ choose: (n) => prng.below(n), step_ns: sc.step_ns, lockdep: false });
+  const e = new Execution({
+    choose: (n) => prng.below(n),
+    step_ns: sc.step_ns,
+    lockdep: false,
+    // run_guests() picks by simulated time, ties to the lowest id, which is
+    // earliest()'s order; with one guest no other execution shares the clock.
+    coalesce: n_guests === 1 && (hooks.coalesce ?? true),
+  });
   const mm = new MmState(m, ERAS[sc.era].movable, (c, kind) => e.new_lock(c, kind));
   const w = new World(sc, m, mm, e, prng, k === 0 && (hooks.trace ?? false));
   w.guest_name = n_guests > 1 ? `guest${k}` : "guest";
@@ -729,13 +744,21 @@ function start_guest(
  * Direct compaction stalls on the trace: an instant on the allocating CPU's
  * track per attempt, with its order, priority and result. The run happens
  * inside the allocating thread's step (see compaction_direct.ts), so it
- * takes no simulated time of its own.
+ * takes no simulated time of its own. `balloon_nosleep` counts the balloon
+ * pages it left alone because migrating them would sleep (waiting for the
+ * host), which an inline run cannot.
  */
 function trace_direct_compaction(w: World): void {
   const hooks = w.m.hooks;
   const inner = hooks.direct_compact;
   if (!inner) return;
+  const nosleep = () => {
+    let n = 0;
+    for (const hg of w.balloons) n += hg.vb.vb_dev_info.nosleep_refused + hg.vb.migrate_nosleep;
+    return n;
+  };
   hooks.direct_compact = (m, cpu, gfp, order, alloc_flags, zoneidx, migratetype, prio) => {
+    const nosleep_before = nosleep();
     const r = inner(m, cpu, gfp, order, alloc_flags, zoneidx, migratetype, prio);
     w.emit({
       name: "direct_compaction",
@@ -745,7 +768,13 @@ function trace_direct_compaction(w: World): void {
       ts: w.e.now_ns / 1000,
       pid: 1,
       tid: cpu < m.nr_cpus ? cpu : 0,
-      args: { order, prio, result: r.result, pfn: r.pfn },
+      args: {
+        order,
+        prio,
+        result: r.result,
+        pfn: r.pfn,
+        balloon_nosleep: nosleep() - nosleep_before,
+      },
     });
     return r;
   };
