@@ -2,6 +2,7 @@
 // configuration passes; each named rule, dropped, yields a replayable
 // counterexample breaking the expected invariant; a broken driver is caught;
 // POR agrees with plain DFS on fewer executions; PCT is deterministic.
+import { types } from "node:util";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { list_info, run_check, standard_config } from "../src/check/check.ts";
@@ -79,13 +80,33 @@ register_thread_kind({
       yield* lock_page(rt, w.mm, toy_driver(w).slots[0]);
     },
 });
+// Yields a step that names nothing, then reads the driver's first page in
+// the plain code after it: the read is its footprint all the same.
+register_thread_kind({
+  name: "test_peek",
+  text: "test only: an unannounced read of a page",
+  prepare: (w) => void toy_driver(w),
+  body: (w) =>
+    function* (rt) {
+      yield* rt.cond_resched();
+      const pfn = toy_driver(w).slots[0];
+      w.ext.set("peeked", w.m.mem.flags[pfn]);
+      yield* rt.cond_resched();
+    },
+});
 const base = check_era("2016-toy")!;
 register_check_era({
   ...base,
   name: "test-2016-nolock",
   rules: [],
   witnesses: {},
-  threads: [...base.threads, "test_deflate_nolock", "test_inverted", "test_leaks_lock"],
+  threads: [
+    ...base.threads,
+    "test_deflate_nolock",
+    "test_inverted",
+    "test_leaks_lock",
+    "test_peek",
+  ],
 });
 
 describe("check: exhaustive", () => {
@@ -214,6 +235,24 @@ describe("check: exhaustive", () => {
 });
 
 describe("check: partial-order reduction", () => {
+  it("check: a step's footprint holds the pages its plain code read, announced or not (check/reads.ts)", () => {
+    const res = resolve({ ...cfg(["test_peek"], 1), era: "test-2016-nolock" });
+    const r = new Runner(res, { choose: () => 0, footprints: true });
+    const pfn = toy_driver(r.w).slots[0];
+    const [t] = r.enabled();
+    const fps = [];
+    while (!r.finished()) fps.push(r.step(t).fp);
+    // start, cond_resched (then the read), cond_resched
+    expect(fps.map((f) => f.r.includes(pfn))).toEqual([false, true, false]);
+    expect(fps.every((f) => !f.w.includes(pfn))).toBe(true);
+    expect(r.w.ext.get("peeked")).toBe(r.w.m.mem.flags[pfn]);
+    // Between steps (invariants, setup) the arrays are the raw ones.
+    expect(types.isProxy(r.w.m.mem.flags)).toBe(false);
+    // Without footprints nothing is recorded.
+    const plain = new Runner(res, { choose: () => 0 });
+    expect(plain.step(plain.enabled()[0]).fp.r).toEqual([]);
+  });
+
   const configs: CheckConfig[] = [
     cfg(["compact", "deflate"], 1),
     cfg(["compact", "deflate"], 1, ["recheck-movable-under-page-lock"]),

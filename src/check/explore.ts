@@ -10,10 +10,16 @@
  *    (runner.ts footprints) and does not happen before e_j's thread's
  *    previous step is a race; at the state before e_i we add e_j's thread
  *    to the backtrack set if it was enabled there, else every enabled
- *    thread. Happens-before is tracked with vector clocks over the
- *    dependency relation. Footprints are exact after the fact, so the
- *    analysis runs on the finished execution rather than on the pending
- *    steps;
+ *    thread. A step that could not have run before e_i is not a race
+ *    with it: a blocking acquisition of a lock e_i's thread held (Flanagan
+ *    and Godefroid's "may be co-enabled"); without that test the latest
+ *    dependent step is often one taken under the very lock e_j waits for,
+ *    the backtrack point it adds only lets e_j's thread block, and the
+ *    real race (with the acquisition before) is never reversed. Happens-
+ *    before is tracked with vector clocks over the dependency relation.
+ *    Footprints are exact after the fact (every read and write of the
+ *    page arrays, runner.ts), so the analysis runs on the finished
+ *    execution rather than on the pending steps;
  *  - sleep sets (Godefroid): a thread explored from a state sleeps in the
  *    sibling subtrees until a step dependent with its step runs; a state
  *    where every enabled thread sleeps ends the execution ("sleep-blocked",
@@ -305,7 +311,10 @@ function add_races(stack: Node[], events: Event[]): void {
       const ci = clocks[i];
       // Does e_i happen before e_j's thread's previous step?
       const ordered = prev_clock !== null && prev_clock[ei.thread] >= ci[ei.thread];
-      if (!raced && !ordered) {
+      // A blocking acquisition of a lock e_i's thread held is not
+      // co-enabled with e_i: e_j cannot run before it there.
+      const coenabled = !(ej.fp.lock! >= 0 && ei.fp.held!.includes(ej.fp.lock!));
+      if (!raced && !ordered && coenabled) {
         raced = true;
         const node = stack[ei.node] as ThreadNode;
         if (node.enabled.includes(ej.thread)) {

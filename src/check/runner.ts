@@ -8,24 +8,25 @@
  * operation plus the plain code that follows it up to the next
  * announcement. Locations are whole pages (a pfn, or a list head slot) and
  * locks. What a step reads: the page its announcement names (a lockless
- * read, a wait). What it writes: the page an atomic or write announcement
- * names, and every page whose fields or list links changed, found exactly
- * by comparing the page arrays with a copy taken after the previous step;
- * lock operations touch their lock (see acquire_key). Two steps are
- * dependent when one writes a location the other reads or writes.
- * Why whole pages, not pfn and field: plain code reads fields it never
- * announces (the scanner announces PG_lru, then reads page->mapping and
- * PG_isolated; a driver checks PG_isolated before unlinking). With field
- * keys those reads were invisible and the reduction missed real races
- * (test/check.test.ts, the POR property); at page granularity a step that
- * reads a page it announces or writes is ordered against every step that
- * changes that page.
- * Assumption (documented in the README): plain code reads a page it neither
- * announces nor writes only under a lock it holds; then steps with disjoint
- * footprints commute. JavaScript-side bookkeeping (a driver's slot table, a
- * process's page table) changes only under a lock or together with a field
- * of the page (private, mapcount), so the arrays show it. The announced
- * field "pte" (the process page table entry) names the page it maps.
+ * read, a wait), and every page and list head its code read from the page
+ * arrays, recorded exactly (check/reads.ts). What it writes: the page an
+ * atomic or write announcement names, and every page whose fields or list
+ * links changed, found exactly by comparing the page arrays with a copy
+ * taken after the previous step; lock operations touch their lock (see
+ * acquire_key). Two steps are dependent when one writes a location the
+ * other reads or writes.
+ * Reads used to be the announced ones only, on the assumption that plain
+ * code reads an unannounced page only under a lock it holds. The eras
+ * break that assumption where the kernel did (the 2012 and 2014
+ * balloon_page_dequeue() walk the list without pages_lock), and the
+ * reduced search missed their races: "proved within bounds" was unsound.
+ * Why whole pages, not pfn and field: JavaScript-side bookkeeping (a
+ * driver's slot table, isolated_pages, a process's page table) is not in
+ * the arrays. The assumption that remains (README "Model checker"): such
+ * bookkeeping changes only under a lock, or in a step that also changes a
+ * field of a page that every step reading the bookkeeping reads; at page
+ * granularity that is any field of the page. The announced field "pte"
+ * (the process page table entry) names the page it maps.
 
  * Violations: an invariant (invariants.ts, the era's), or an exception from
  * a step: DeadlockError "deadlock", LockdepError "lockdep", LockBug
@@ -48,6 +49,7 @@ import {
 } from "../runtime/runtime.ts";
 import { check_era } from "./eras.ts";
 import { invariants } from "./invariants.ts";
+import { ReadTracking } from "./reads.ts";
 import { thread_kind } from "./threads.ts";
 import type { CheckConfig, CheckEra, Invariant, ThreadKind } from "./world.ts";
 import { World } from "./world.ts";
@@ -62,6 +64,10 @@ export interface Violation {
 export interface Footprint {
   r: number[];
   w: number[];
+  /** The lock a blocking acquisition (OP_LOCK) waits for, else -1 (executed steps only). */
+  lock?: number;
+  /** Locks the thread held before the step (executed steps only). */
+  held?: number[];
 }
 
 /**
@@ -183,6 +189,7 @@ export class Runner {
   private readonly arrays: ArrayLike<number>[];
   private readonly copies: Int32Array[] | null;
   private readonly prev_copy: Int32Array | null;
+  private readonly reads: ReadTracking | null;
   readonly steps_max: number;
   /** Steps taken by workers. */
   steps = 0;
@@ -204,9 +211,11 @@ export class Runner {
       this.arrays[7] = this.w.m.mem.lru_next.subarray(0, slots);
       this.copies = this.arrays.map((a) => Int32Array.from(a as ArrayLike<number>));
       this.prev_copy = Int32Array.from(this.w.m.mem.lru_prev.subarray(0, slots));
+      this.reads = new ReadTracking(this.w.m.mem);
     } else {
       this.copies = null;
       this.prev_copy = null;
+      this.reads = null;
     }
   }
 
@@ -241,6 +250,15 @@ export class Runner {
     return fp;
   }
 
+  /** Add what the step just taken read and wrote to its footprint. */
+  private observed(fp: Footprint): void {
+    const reads = this.reads;
+    if (!reads) return;
+    reads.stop();
+    reads.tracker.take(fp.r);
+    this.written(fp);
+  }
+
   /** Pages and list heads written since the last call; refresh the copies. */
   private written(fp: Footprint): void {
     const copies = this.copies;
@@ -271,14 +289,21 @@ export class Runner {
    */
   step(tid: number): { fp: Footprint; violation: Violation | null } {
     const fp = this.copies ? this.announced(tid) : { r: [], w: [] };
+    if (this.copies) {
+      const t = this.w.e.threads[tid];
+      fp.lock = t.started && t.op === OP_LOCK && t.lock ? t.lock.id : -1;
+      fp.held = t.held.map((l) => l.id);
+    }
     this.steps++;
+    const reads = this.reads;
+    if (reads) reads.start();
     try {
       this.w.e.step(tid);
     } catch (e) {
-      this.written(fp);
+      this.observed(fp);
       return { fp, violation: classify(e) };
     }
-    this.written(fp);
+    this.observed(fp);
     if (this.steps > this.steps_max) {
       return {
         fp,
