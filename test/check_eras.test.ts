@@ -56,6 +56,36 @@ describe("check: 2012's own dequeue race", () => {
   }, 60_000);
 });
 
+describe("check: recorded writes equal compared writes", () => {
+  // check/reads.ts records a step's writes in the array proxies; the runner
+  // used to compare every array after every step. Same footprints, same
+  // exploration, execution for execution.
+  it.each(BALLOON_ERAS)(
+    "check %s: DPOR explores the same tree either way",
+    (era) => {
+      const res = resolve({
+        era,
+        threads: ["balloon_compact", "balloon_deflate"],
+        pages: 1,
+        drop_rules: [],
+        variant: null,
+      });
+      const a = explore(res, { por: true, preemption_bound: null, max_executions: 400 });
+      const b = explore(res, {
+        por: true,
+        preemption_bound: null,
+        max_executions: 400,
+        diff_writes: true,
+      });
+      expect(b.executions).toBe(a.executions);
+      expect(b.steps).toBe(a.steps);
+      expect(b.sleep_blocked).toBe(a.sleep_blocked);
+      expect(b.schedule).toEqual(a.schedule);
+    },
+    60_000,
+  );
+});
+
 describe("check: DPOR against plain DFS on balloon eras", () => {
   // Configurations plain DFS finishes (or breaks) within a few hundred
   // executions; the reduced search must reach the same verdict.

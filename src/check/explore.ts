@@ -63,6 +63,8 @@ export interface ExploreOptions {
    * keep the violating schedule with the fewest steps (default 0).
    */
   extra_after_violation?: number;
+  /** Footprint writes by comparing arrays (runner.ts diff_writes; tests). */
+  diff_writes?: boolean;
 }
 
 export interface SearchResult {
@@ -211,7 +213,12 @@ function execute(res: Resolved, stack: Node[], opts: ExploreOptions): Run {
     pos++;
     return 0;
   };
-  const runner = new Runner(res, { choose, footprints: opts.por, steps_max: opts.steps_max });
+  const runner = new Runner(res, {
+    choose,
+    footprints: opts.por,
+    steps_max: opts.steps_max,
+    diff_writes: opts.diff_writes,
+  });
   const events: Event[] = [];
   let sleep = new Map<number, Footprint>();
   let prev = -1;

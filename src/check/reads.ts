@@ -1,5 +1,5 @@
 /**
- * check/reads.ts: exact read footprints for partial-order reduction. The
+ * check/reads.ts: exact footprints for partial-order reduction. The
  * kernel model reads page state straight from the MemMap's typed arrays,
  * mostly without announcing it (the scanner announces PG_lru, then reads
  * page->mapping; the 2012 and 2014 balloon_page_dequeue walk the pages
@@ -16,6 +16,13 @@
  * stand in for the arrays only while a step runs). Kernel code looks the
  * arrays up through `m.mem` on each call, so it sees whichever is in
  * place; methods (subarray, fill) run on the raw array.
+ *
+ * Writes are recorded by the same proxies: an element store that changes
+ * the value, or a change made by a mutating method (fill: alloc_pages()
+ * zeroes content), found by comparing the array around the call. The
+ * runner used to find writes by comparing every array after every step;
+ * both give the same footprints (test/check.test.ts compares them) and
+ * the recording is cheaper.
  *
  * What is still not tracked: pageblock_flags (migratetype changes are rare
  * in the checker's small machine and happen together with free-list
@@ -40,10 +47,8 @@ const FIELDS = [
   "content",
 ] as const;
 
-export class ReadTracker {
-  /** Record reads (only while the explorer runs a step). */
-  on = false;
-  /** Locations read since the last take(), each once. */
+/** Locations touched since the last take(), each once. */
+class LocationSet {
   private readonly seen: Uint8Array;
   private readonly list: number[] = [];
 
@@ -51,14 +56,14 @@ export class ReadTracker {
     this.seen = new Uint8Array(slots);
   }
 
-  read(i: number): void {
+  add(i: number): void {
     if (this.seen[i] === 0) {
       this.seen[i] = 1;
       this.list.push(i);
     }
   }
 
-  /** The locations read since the last call, and forget them. */
+  /** Append the locations to `out` (each once) and forget them. */
   take(out: number[]): void {
     for (const i of this.list) {
       this.seen[i] = 0;
@@ -68,6 +73,22 @@ export class ReadTracker {
   }
 }
 
+export class ReadTracker {
+  /** Record (only while the explorer runs a step). */
+  on = false;
+  readonly reads: LocationSet;
+  /** Elements whose value a step changed (a store of the same value is not a write). */
+  readonly writes: LocationSet;
+
+  constructor(slots: number) {
+    this.reads = new LocationSet(slots);
+    this.writes = new LocationSet(slots);
+  }
+}
+
+/** Methods that change elements: run on the raw array, changes found by comparison (rare). */
+const MUTATORS = new Set<PropertyKey>(["fill", "set", "copyWithin", "sort", "reverse"]);
+
 function tracking<T extends Arr>(raw: T, tr: ReadTracker): T {
   const bound = new Map<PropertyKey, unknown>();
   return new Proxy(raw, {
@@ -76,7 +97,7 @@ function tracking<T extends Arr>(raw: T, tr: ReadTracker): T {
         const c = key.charCodeAt(0);
         if (c >= 48 && c <= 57) {
           const i = +key;
-          if (tr.on && i < target.length) tr.read(i);
+          if (tr.on && i < target.length) tr.reads.add(i);
           return target[i];
         }
       }
@@ -84,12 +105,32 @@ function tracking<T extends Arr>(raw: T, tr: ReadTracker): T {
       if (typeof v !== "function") return v;
       let f = bound.get(key);
       if (f === undefined) {
-        f = (v as (...a: unknown[]) => unknown).bind(target);
+        const method = v as (...a: unknown[]) => unknown;
+        f = MUTATORS.has(key)
+          ? (...args: unknown[]) => {
+              const before = target.slice();
+              const r = method.apply(target, args);
+              if (tr.on)
+                for (let i = 0; i < target.length; i++)
+                  if (target[i] !== before[i]) tr.writes.add(i);
+              return r;
+            }
+          : method.bind(target);
         bound.set(key, f);
       }
       return f;
     },
     set(target, key, value) {
+      if (typeof key === "string") {
+        const c = key.charCodeAt(0);
+        if (c >= 48 && c <= 57) {
+          const i = +key;
+          const before = target[i];
+          target[i] = value;
+          if (tr.on && i < target.length && target[i] !== before) tr.writes.add(i);
+          return true;
+        }
+      }
       return Reflect.set(target, key, value, target);
     },
   });

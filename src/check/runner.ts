@@ -154,23 +154,51 @@ export function classify(e: unknown): Violation {
 }
 
 /**
- * The arrays a step may write, as compared after each step. 32-bit arrays
- * are viewed as Int32Array (same bits) so the comparison loop sees one type.
+ * The 32-bit arrays a step may write, as compared after each step, viewed
+ * as Int32Array (same bits) so the comparison loop sees one type; the
+ * list links only up to the last list head in use. _mapcount (16-bit) and
+ * page_type (8-bit) are compared by loops of their own.
  */
-function tracked(w: World): ArrayLike<number>[] {
+function tracked32(w: World, slots: number): Int32Array[] {
   const mem = w.m.mem;
   const as32 = (a: Uint32Array | Int32Array) => new Int32Array(a.buffer, a.byteOffset, a.length);
   return [
     as32(mem.flags),
     mem._refcount,
-    mem._mapcount,
-    mem.page_type,
     as32(mem.mapping),
     as32(mem.index),
     as32(mem.page_private),
-    mem.lru_next,
+    mem.lru_next.subarray(0, slots),
+    mem.lru_prev.subarray(0, slots),
     as32(mem.content ?? new Uint32Array(0)),
   ];
+}
+
+function diff32(cur: Int32Array, old: Int32Array, out: number[]): void {
+  for (let i = 0; i < old.length; i++) {
+    if (cur[i] !== old[i]) {
+      old[i] = cur[i];
+      if (!out.includes(i)) out.push(i);
+    }
+  }
+}
+
+function diff16(cur: Int16Array, old: Int16Array, out: number[]): void {
+  for (let i = 0; i < old.length; i++) {
+    if (cur[i] !== old[i]) {
+      old[i] = cur[i];
+      if (!out.includes(i)) out.push(i);
+    }
+  }
+}
+
+function diff8(cur: Uint8Array, old: Uint8Array, out: number[]): void {
+  for (let i = 0; i < old.length; i++) {
+    if (cur[i] !== old[i]) {
+      old[i] = cur[i];
+      if (!out.includes(i)) out.push(i);
+    }
+  }
 }
 
 export interface RunnerOptions {
@@ -179,6 +207,12 @@ export interface RunnerOptions {
   record_trace?: boolean;
   record_stack?: boolean;
   steps_max?: number;
+  /**
+   * Find a step's writes by comparing the page arrays with copies (the
+   * former way, kept to check the recording against) instead of the
+   * recording proxies (check/reads.ts).
+   */
+  diff_writes?: boolean;
 }
 
 export class Runner {
@@ -186,11 +220,16 @@ export class Runner {
   readonly res: Resolved;
   private readonly step_inv: Invariant[];
   private readonly end_inv: Invariant[];
-  private readonly arrays: ArrayLike<number>[];
-  private readonly copies: Int32Array[] | null;
-  private readonly prev_copy: Int32Array | null;
+  /** The arrays compared for writes and their copies after the previous step (footprints only). */
+  private readonly track: {
+    arrays: Int32Array[];
+    copies: Int32Array[];
+    mapcount: Int16Array;
+    page_type: Uint8Array;
+  } | null;
   private readonly reads: ReadTracking | null;
   readonly steps_max: number;
+  private readonly diff_writes: boolean;
   /** Steps taken by workers. */
   steps = 0;
 
@@ -204,17 +243,21 @@ export class Runner {
     this.step_inv = res.invariants.filter((i) => i.when === "step");
     this.end_inv = res.invariants;
     this.steps_max = opts.steps_max ?? 20_000;
-    this.arrays = tracked(this.w);
+    this.diff_writes = opts.diff_writes ?? false;
     if (opts.footprints) {
       // List links only up to the last list head in use (the workers' lists come last).
       const slots = Math.max(...this.w.ctxs.map((c) => c.list)) + 1;
-      this.arrays[7] = this.w.m.mem.lru_next.subarray(0, slots);
-      this.copies = this.arrays.map((a) => Int32Array.from(a as ArrayLike<number>));
-      this.prev_copy = Int32Array.from(this.w.m.mem.lru_prev.subarray(0, slots));
-      this.reads = new ReadTracking(this.w.m.mem);
+      const mem = this.w.m.mem;
+      const arrays = tracked32(this.w, slots);
+      this.track = {
+        arrays,
+        copies: arrays.map((a) => Int32Array.from(a)),
+        mapcount: Int16Array.from(mem._mapcount),
+        page_type: Uint8Array.from(mem.page_type),
+      };
+      this.reads = new ReadTracking(mem);
     } else {
-      this.copies = null;
-      this.prev_copy = null;
+      this.track = null;
       this.reads = null;
     }
   }
@@ -255,32 +298,22 @@ export class Runner {
     const reads = this.reads;
     if (!reads) return;
     reads.stop();
-    reads.tracker.take(fp.r);
+    reads.tracker.reads.take(fp.r);
     this.written(fp);
   }
 
   /** Pages and list heads written since the last call; refresh the copies. */
   private written(fp: Footprint): void {
-    const copies = this.copies;
-    if (!copies) return;
-    for (let a = 0; a < this.arrays.length; a++) {
-      const cur = this.arrays[a];
-      const old = copies[a];
-      for (let i = 0; i < old.length; i++) {
-        if (cur[i] !== old[i]) {
-          old[i] = cur[i];
-          if (!fp.w.includes(i)) fp.w.push(i);
-        }
-      }
+    const t = this.track;
+    if (!t) return;
+    if (!this.diff_writes) {
+      this.reads!.tracker.writes.take(fp.w);
+      return;
     }
-    const prev = this.w.m.mem.lru_prev;
-    const pc = this.prev_copy!;
-    for (let i = 0; i < pc.length; i++) {
-      if (prev[i] !== pc[i]) {
-        pc[i] = prev[i];
-        if (!fp.w.includes(i)) fp.w.push(i);
-      }
-    }
+    for (let a = 0; a < t.arrays.length; a++) diff32(t.arrays[a], t.copies[a], fp.w);
+    const mem = this.w.m.mem;
+    diff16(mem._mapcount, t.mapcount, fp.w);
+    diff8(mem.page_type, t.page_type, fp.w);
   }
 
   /**
@@ -288,8 +321,8 @@ export class Runner {
    * footprint (empty unless footprints are on) and the violation, if any.
    */
   step(tid: number): { fp: Footprint; violation: Violation | null } {
-    const fp = this.copies ? this.announced(tid) : { r: [], w: [] };
-    if (this.copies) {
+    const fp = this.track ? this.announced(tid) : { r: [], w: [] };
+    if (this.track) {
       const t = this.w.e.threads[tid];
       fp.lock = t.started && t.op === OP_LOCK && t.lock ? t.lock.id : -1;
       fp.held = t.held.map((l) => l.id);
