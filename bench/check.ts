@@ -13,12 +13,16 @@
  *   check_E_executions_per_sec, check_E_steps_per_sec   of that search
  *   check_first_counterexample_seconds_E_R   for each rule R: wall time until the exhaustive
  *                                    search (POR) of R's witness configuration with R dropped
- *                                    finds its first violation (before shrinking)
+ *                                    finds its first violation (before shrinking); for a
+ *                                    rule found only by randomized search
+ *                                    (BALLOON_RANDOM_WITNESSES), the time of that search
  */
 
+import { BALLOON_RANDOM_WITNESSES } from "../src/check/balloon_kinds.ts";
 import { standard_config } from "../src/check/check.ts";
 import { check_eras } from "../src/check/eras.ts";
 import { explore } from "../src/check/explore.ts";
+import { pct } from "../src/check/pct.ts";
 import { resolve } from "../src/check/runner.ts";
 import type { Benchmark, Metrics } from "./types.ts";
 import { best_of, time_s } from "./types.ts";
@@ -88,6 +92,35 @@ function rule_metrics(era_name: string): Metrics {
       }),
     );
     out[`check_first_counterexample_seconds_${era_name}_${rule}`] = { value: s, unit: "s" };
+  }
+  // Rules found only by randomized search: PCT as test/eras.test.ts runs it.
+  for (const [rule, w] of Object.entries(BALLOON_RANDOM_WITNESSES[era_name] ?? {})) {
+    const res = resolve({
+      era: era_name,
+      threads: w.threads,
+      pages: w.pages,
+      drop_rules: [rule],
+      variant: null,
+    });
+    let how = "";
+    const s = best_of(3, () =>
+      time_s(() => {
+        for (let seed = 1; seed <= 6; seed++) {
+          for (const depth of [3, 2, 1]) {
+            const r = pct(res, { seed, budget: 300, depth });
+            if (r.violation) {
+              how = `seed ${seed}, depth ${depth}`;
+              return;
+            }
+          }
+        }
+        throw new Error(`${era_name}/${rule}: no counterexample`);
+      }),
+    );
+    out[`check_first_counterexample_seconds_${era_name}_${rule}`] = {
+      value: s,
+      unit: `s (random search, PCT ${how}, ${w.threads.join(",")} on ${w.pages} pages)`,
+    };
   }
   return out;
 }

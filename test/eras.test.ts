@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import {
   BALLOON_INVARIANTS,
   BALLOON_KINDS,
+  BALLOON_RANDOM_WITNESSES,
   balloon_check_era,
   register_balloon_kinds,
 } from "../src/check/balloon_kinds.ts";
@@ -241,6 +242,16 @@ const DROPS: Record<string, Record<string, [Cfg, string, RegExp, "exhaustive"?] 
 describe.each(Object.keys(ERAS))("eras: era %s, each rule dropped", (name) => {
   it(`eras ${name}: the table covers every rule of the era`, () => {
     expect(Object.keys(DROPS[name]).sort()).toEqual([...ERAS[name].rules].sort());
+  });
+  it(`eras ${name}: BALLOON_RANDOM_WITNESSES (the benchmark's) are this table's randomized entries`, () => {
+    const random = Object.entries(DROPS[name])
+      .filter(([, want]) => want !== null && want[3] !== "exhaustive")
+      .filter(([rule]) => !balloon_check_era(name).witnesses[rule])
+      .map(([rule, want]) => [
+        rule,
+        { threads: [...want![0][0]], pages: want![0][1], invariant: want![1] },
+      ]);
+    expect(Object.fromEntries(random)).toEqual(BALLOON_RANDOM_WITNESSES[name]);
   });
   it.each(Object.entries(DROPS[name]))(
     `eras ${name}: dropping %s`,
