@@ -78,7 +78,7 @@ import {
   type Step,
   type StepOf,
 } from "../runtime/runtime.ts";
-import { census, PLACE_DRIVER, PLACE_FREE, PLACE_PCP, PLACE_THREAD } from "./invariants.ts";
+import { census_of, PLACE_DRIVER, PLACE_FREE, PLACE_PCP, PLACE_THREAD } from "./invariants.ts";
 import type {
   CheckEra,
   DriverView,
@@ -114,9 +114,13 @@ export class BalloonView implements DriverView {
   readonly name = "balloon";
   /** Old pages between insert(new) and delete(old) in migratepage. */
   readonly handing_over = new Set<number>();
+  private slots_at = -1;
+  private slots_cache: Int32Array = new Int32Array(0);
   constructor(
     readonly bc: BalloonCompaction,
     readonly b: BalloonDevInfo,
+    /** The execution's step count: the state changes only by steps. */
+    private readonly steps: () => number,
   ) {}
   get pages(): number {
     return this.b.pages;
@@ -129,6 +133,14 @@ export class BalloonView implements DriverView {
   }
   /** The pages the device owns now: the era's identity names it. */
   get slots(): Int32Array {
+    const at = this.steps();
+    if (at !== this.slots_at) {
+      this.slots_cache = this.owned();
+      this.slots_at = at;
+    }
+    return this.slots_cache;
+  }
+  private owned(): Int32Array {
     const mem = this.bc.mm.m.mem;
     const out: number[] = [];
     for (let p = 0; p < mem.nr_pages; p++)
@@ -193,7 +205,13 @@ export function balloon_rig(w: World): BalloonRig {
   const bc = new BalloonCompaction(w.mm, { era: era.balloon });
   const b = balloon_devinfo_init(bc, "balloon");
   const balloon_lock = w.mm.new_lock("vb->balloon_lock", "mutex");
-  const r: BalloonRig = { bc, b, balloon_lock, view: new BalloonView(bc, b), num_pages: 0 };
+  const r: BalloonRig = {
+    bc,
+    b,
+    balloon_lock,
+    view: new BalloonView(bc, b, () => w.e.steps),
+    num_pages: 0,
+  };
   b.migratepage = (rt, _b, newpage, page) => balloon_check_migratepage(rt, w, r, newpage, page);
   w.ext.set(EXT, r);
   w.drivers.push(r.view);
@@ -310,7 +328,7 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
     check: (w) => {
       const r = rig_of(w);
       if (!r || r.b.pages_lock.owner !== -1) return null;
-      const c = census(w);
+      const c = census_of(w);
       if (c.links) return null; // list-links-intact reports it
       const mem = w.m.mem;
       for (let p = mem.lru_next[r.b.pages]; p !== r.b.pages; p = mem.lru_next[p]) {
@@ -332,7 +350,7 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
     check: (w) => {
       const r = rig_of(w);
       if (!r || r.b.pages_lock.owner !== -1) return null;
-      const c = census(w);
+      const c = census_of(w);
       if (c.links) return null;
       const mem = w.m.mem;
       const listed = PLACE_DRIVER + w.drivers.indexOf(r.view);
@@ -371,7 +389,7 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
       const r = rig_of(w);
       const content = w.m.mem.content;
       if (!r || !content) return null;
-      const c = census(w);
+      const c = census_of(w);
       if (c.links) return null;
       for (let p = 0; p < content.length; p++) {
         if (content[p] !== DISCARDED) continue;

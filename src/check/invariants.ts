@@ -179,9 +179,13 @@ export function invariants(): readonly Invariant[] {
   return INVARIANTS;
 }
 
-/** The census of the state being checked, computed once per check round. */
+/**
+ * The census of the state being checked, computed once per check round
+ * (the state changes only by steps); invariants share it and must not
+ * change it.
+ */
 let cached: { w: World; steps: number; c: Census } | null = null;
-function census_of(w: World): Census {
+export function census_of(w: World): Census {
   if (cached && cached.w === w && cached.steps === w.e.steps) return cached.c;
   const c = census(w);
   cached = { w, steps: w.e.steps, c };
