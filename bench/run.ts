@@ -27,11 +27,15 @@ const all: Benchmark[] = [
 const filter = process.argv[2] ?? "";
 const out = join(dirname(fileURLToPath(import.meta.url)), "results", "latest.json");
 
+// A filtered run updates its metrics in the last results; a full run
+// starts afresh, so metrics no benchmark produces any more disappear.
 let results: Metrics = {};
-try {
-  results = JSON.parse(readFileSync(out, "utf8")) as Metrics;
-} catch {
-  results = {};
+if (filter) {
+  try {
+    results = JSON.parse(readFileSync(out, "utf8")) as Metrics;
+  } catch {
+    results = {};
+  }
 }
 
 for (const b of all) {

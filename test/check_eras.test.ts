@@ -22,12 +22,16 @@ describe.each(BALLOON_ERAS)("check: balloon era %s", (name) => {
   for (const rule of era.rules) {
     const w = era.witnesses[rule];
     if (!w) continue;
-    it(`check ${name}: dropping ${rule} breaks ${w.invariant} and the counterexample replays`, () => {
+    const within =
+      w.preemption_bound === undefined ? "" : ` within ${w.preemption_bound} preemptions`;
+    it(`check ${name}: dropping ${rule} breaks ${w.invariant}${within} and the counterexample replays`, () => {
       const cfg = { era: name, threads: w.threads, pages: w.pages, variant: null };
-      const clean = run_check({ ...cfg, drop_rules: [] }, { mode: "exhaustive" });
+      // A bounded witness explores the schedules with at most that many preemptions.
+      const opts = { mode: "exhaustive" as const, preemption_bound: w.preemption_bound ?? null };
+      const clean = run_check({ ...cfg, drop_rules: [] }, opts);
       expect(clean.violation).toBeNull();
-      expect(clean.complete).toBe(true);
-      const bad = run_check({ ...cfg, drop_rules: [rule] }, { mode: "exhaustive" });
+      expect(clean.complete).toBe(w.preemption_bound === undefined);
+      const bad = run_check({ ...cfg, drop_rules: [rule] }, opts);
       expect(bad.violation?.invariant).toBe(w.invariant);
       const cx = bad.counterexample!;
       const again = replay_schedule(resolve({ ...cfg, drop_rules: [rule] }), cx.schedule);

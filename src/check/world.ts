@@ -117,6 +117,12 @@ export interface RuleWitness {
   readonly threads: string[];
   readonly pages: number;
   readonly invariant: string;
+  /**
+   * Explore only schedules with at most this many preemptions (a bounded
+   * witness: clean and broken within the bound, where the whole tree is
+   * too large); absent: the whole tree.
+   */
+  readonly preemption_bound?: number;
 }
 
 /** An era as the checker sees it (registry: eras.ts). */
