@@ -16,6 +16,26 @@ function pagesim(...args: string[]) {
 }
 
 describe("pagesim check", () => {
+  it("cli check: without --era the newest era's standard configuration runs", () => {
+    const r = pagesim("check", "--json");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ era: "2026", complete: true, violation: null });
+  });
+
+  it("cli check: every example of --help runs (exit 0: clean, 1: a violation; never 2)", () => {
+    const help = pagesim("check", "--help").out;
+    const examples = help
+      .split("\n")
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith("pagesim check "))
+      .map((l) => l.split(/\s+/).slice(1));
+    expect(examples.length).toBeGreaterThanOrEqual(4);
+    for (const args of examples) {
+      const r = pagesim(...args, "--trace", join(dir, "help-example.json"));
+      expect([0, 1], `${args.join(" ")}: ${r.err}`).toContain(r.code);
+    }
+  }, 60_000);
+
   it("cli check: --list --json prints eras, threads, rules and variants", () => {
     const r = pagesim("check", "--list", "--json");
     expect(r.code).toBe(0);
@@ -77,6 +97,8 @@ describe("pagesim check", () => {
   it("cli check: --json with a violation carries the invariant and the trace", () => {
     const r = pagesim(
       "check",
+      "--era",
+      "2016-toy",
       "--threads",
       "compact,deflate",
       "--pages",
@@ -99,6 +121,8 @@ describe("pagesim check", () => {
   it("cli check: random mode is deterministic per seed", () => {
     const args = [
       "check",
+      "--era",
+      "2016-toy",
       "--threads",
       "compact,deflate,inflate",
       "--pages",

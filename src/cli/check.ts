@@ -115,8 +115,9 @@ export function register_check(program: Command): void {
     .addHelpText(
       "after",
       "\nExamples:\n  pagesim check --list\n  pagesim check --era 2016\n" +
-        "  pagesim check --era 2016 --threads compact,deflate --pages 1 --drop-rule recheck-movable-under-page-lock\n" +
-        "  pagesim check --threads compact,putback,deflate,inflate --pages 2 --mode random --budget 5000 --seed 7\n" +
+        "  pagesim check --era 2016 --threads balloon_compact,balloon_deflate --pages 1 --drop-rule recheck-movable-under-page-lock\n" +
+        "  pagesim check --era 2026 --threads balloon_putback,balloon_deflate,balloon_putback --pages 2 --drop-rule pages-lock-held --mode random --budget 5000 --seed 7\n" +
+        "  pagesim check --era 2016-toy --threads compact,deflate --pages 1 --drop-rule recheck-movable-under-page-lock\n" +
         "  pagesim replay pagesim-trace.json",
     )
     .action((opts: CheckCliOptions) => {
@@ -148,7 +149,13 @@ function check_command(opts: CheckCliOptions): number {
     return 0;
   }
   const eras = check_eras();
-  const era_name = opts.era ?? eras[eras.length - 1].name;
+  // The newest kernel era (the registry also holds 2016-toy and test eras).
+  const newest = eras
+    .map((e) => e.name)
+    .filter((n) => /^\d{4}$/.test(n))
+    .sort()
+    .pop();
+  const era_name = opts.era ?? newest ?? eras[eras.length - 1].name;
   if (!check_era(era_name)) {
     throw new UsageError(
       `unknown era '${era_name}' (choose from ${eras.map((e) => e.name).join(", ")})`,
