@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { run_sweep } from "../src/cli/sweep.ts";
 import { run_scenario } from "../src/sim/scenario_run.ts";
 import { load_sweep } from "../src/sim/sweep.ts";
 import { ScenarioError } from "../src/workload/load.ts";
@@ -93,4 +94,17 @@ describe("pagesim sweep", () => {
     expect(j.rows).toHaveLength(4);
     expect(j.rows.map((x: { digest: string }) => x.digest)).toEqual(rows.map((x) => x.digest));
   });
+
+  it("sweep: run_sweep reports each finished grid point (the progress bar's feed); --quiet is accepted", async () => {
+    const dir = sweep_dir("  seed: [1, 2, 3]\n");
+    const seen: number[] = [];
+    const rows = await run_sweep(load_sweep(join(dir, "sweep.yaml")), 2, (n) => seen.push(n));
+    expect(rows).toHaveLength(3);
+    expect(seen).toEqual([1, 2, 3]);
+    const r = pagesim("sweep", join(dir, "sweep.yaml"), "--quiet", "--json");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out).rows.map((x: { digest: string }) => x.digest)).toEqual(
+      rows.map((x) => x.digest),
+    );
+  }, 60_000);
 });

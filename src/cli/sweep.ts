@@ -1,9 +1,11 @@
 /**
- * cli/sweep.ts: `pagesim sweep SWEEP_FILE [--workers N] [--out FILE] [--json]`:
+ * cli/sweep.ts: `pagesim sweep SWEEP_FILE [--workers N] [--out FILE] [--json] [--quiet]`:
  * expand the sweep's grid (sim/sweep.ts), validate every point before any
  * runs, run the points on a pool of worker threads, and print one table
  * with one row per grid point (in grid order, whatever order the workers
- * finish in); --out also writes it as CSV.
+ * finish in); --out also writes it as CSV. A progress bar (grid points
+ * finished, ETA) appears on a terminal after a second, not with --quiet
+ * or --json.
  *
  * Exit codes: 2 for a bad sweep file or a bad grid point (all reported,
  * nothing run); 1 when a point hits a kernel BUG (the point is named).
@@ -14,6 +16,7 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { Command } from "commander";
 import { KernelBug } from "../kernel/bug.ts";
+import { SweepProgress } from "../report/progress.ts";
 import { load_sweep, SWEEP_COLUMNS, type Sweep, type SweepRow } from "../sim/sweep.ts";
 import { ScenarioError } from "../workload/load.ts";
 import { UsageError } from "./errors.ts";
@@ -23,6 +26,7 @@ export interface SweepOptions {
   workers?: number;
   out?: string;
   json?: boolean;
+  quiet?: boolean;
 }
 
 type Reply = {
@@ -34,8 +38,13 @@ type Reply = {
 };
 
 /** Run every point on `n` workers; rows come back in grid order. */
-export async function run_sweep(sw: Sweep, n: number): Promise<SweepRow[]> {
+export async function run_sweep(
+  sw: Sweep,
+  n: number,
+  on_point?: (finished: number) => void,
+): Promise<SweepRow[]> {
   const rows: (SweepRow | null)[] = sw.points.map(() => null);
+  let finished = 0;
   const queue = [...sw.points];
   const nworkers = Math.max(1, Math.min(n, queue.length));
   let failure: Reply | null = null;
@@ -48,7 +57,10 @@ export async function run_sweep(sw: Sweep, n: number): Promise<SweepRow[]> {
       };
       w.on("message", (m: Reply) => {
         if (m.error !== undefined) failure ??= m;
-        else if (m.row) rows[sw.points.findIndex((p) => p.index === m.index)] = m.row;
+        else if (m.row) {
+          rows[sw.points.findIndex((p) => p.index === m.index)] = m.row;
+          on_point?.(++finished);
+        }
         feed();
       });
       w.on("error", reject);
@@ -97,7 +109,14 @@ export async function sweep_command(file: string, opts: SweepOptions): Promise<v
       `pagesim sweep: ${sw.name}, ${sw.points.length} grid points (${sw.keys.join(" x ")}) on ${Math.min(workers, sw.points.length)} worker(s)\n\n`,
     );
   }
-  const rows = await run_sweep(sw, workers);
+  const show_progress = !opts.quiet && !opts.json && process.stdout.isTTY === true;
+  const bar = show_progress ? new SweepProgress(process.stderr, sw.points.length) : null;
+  let rows: SweepRow[];
+  try {
+    rows = await run_sweep(sw, workers, bar ? (n) => bar.update(n) : undefined);
+  } finally {
+    bar?.done();
+  }
   const columns = ["point", ...sw.keys, ...SWEEP_COLUMNS];
   if (opts.out) writeFileSync(opts.out, table_csv(columns, rows));
   if (opts.json) {
@@ -124,6 +143,7 @@ export function register_sweep(program: Command): void {
     )
     .option("--out <file>", "also write the table as CSV")
     .option("--json", "print the table as one JSON object")
+    .option("--quiet", "no progress bar")
     .addHelpText(
       "after",
       "\nExample:\n  pagesim sweep examples/sweep_pollution.yaml --workers 2 --out sweep.csv\n\n" +
