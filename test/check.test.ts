@@ -94,6 +94,19 @@ register_thread_kind({
       yield* rt.cond_resched();
     },
 });
+// Forgets a page in the driver's JavaScript table without touching the
+// page: bookkeeping the footprints cannot see.
+register_thread_kind({
+  name: "test_hide_slot",
+  text: "test only: changes the driver's slot table and no page",
+  prepare: (w) => void toy_driver(w),
+  body: (w) =>
+    function* (rt) {
+      yield* rt.cond_resched();
+      toy_driver(w).slots[0] = -1;
+      yield* rt.cond_resched();
+    },
+});
 const base = check_era("2016-toy")!;
 register_check_era({
   ...base,
@@ -106,6 +119,7 @@ register_check_era({
     "test_inverted",
     "test_leaks_lock",
     "test_peek",
+    "test_hide_slot",
   ],
 });
 
@@ -235,6 +249,14 @@ describe("check: exhaustive", () => {
 });
 
 describe("check: partial-order reduction", () => {
+  it("check: a step that changes a driver's bookkeeping but writes no page is reported (the footprints' assumption)", () => {
+    const res = resolve({ ...cfg(["test_hide_slot"], 1), era: "test-2016-nolock" });
+    const r = new Runner(res, { choose: () => 0, footprints: true });
+    const [t] = r.enabled();
+    expect(r.step(t).violation).toBeNull(); // start
+    expect(r.step(t).violation).toMatchObject({ invariant: "checker-footprint" });
+  });
+
   it("check: a step's footprint holds the pages its plain code read, announced or not (check/reads.ts)", () => {
     const res = resolve({ ...cfg(["test_peek"], 1), era: "test-2016-nolock" });
     const r = new Runner(res, { choose: () => 0, footprints: true });

@@ -25,8 +25,11 @@
  * the arrays. The assumption that remains (README "Model checker"): such
  * bookkeeping changes only under a lock, or in a step that also changes a
  * field of a page that every step reading the bookkeeping reads; at page
- * granularity that is any field of the page. The announced field "pte"
- * (the process page table entry) names the page it maps.
+ * granularity that is any field of the page. The runner checks the part
+ * of it it can: a step that changes a driver's isolated_pages or pages
+ * while writing no page is a violation, "checker-footprint". The
+ * announced field "pte" (the process page table entry) names the page it
+ * maps.
 
  * Violations: an invariant (invariants.ts, the era's), or an exception from
  * a step: DeadlockError "deadlock", LockdepError "lockdep", LockBug
@@ -293,6 +296,18 @@ export class Runner {
     return fp;
   }
 
+  /** The drivers' JavaScript-side bookkeeping, to catch it changing unseen. */
+  private bookkeeping(): number {
+    let h = 0;
+    for (const d of this.w.drivers) {
+      h = (Math.imul(h, 31) + d.isolated_pages) | 0;
+      const slots = d.slots;
+      h = (Math.imul(h, 31) + slots.length) | 0;
+      for (let i = 0; i < slots.length; i++) h = (Math.imul(h, 31) + slots[i]) | 0;
+    }
+    return h;
+  }
+
   /** Add what the step just taken read and wrote to its footprint. */
   private observed(fp: Footprint): void {
     const reads = this.reads;
@@ -329,6 +344,7 @@ export class Runner {
     }
     this.steps++;
     const reads = this.reads;
+    const before = reads ? this.bookkeeping() : 0;
     if (reads) reads.start();
     try {
       this.w.e.step(tid);
@@ -337,6 +353,16 @@ export class Runner {
       return { fp, violation: classify(e) };
     }
     this.observed(fp);
+    if (reads && !fp.w.some((k) => k >= 0) && this.bookkeeping() !== before) {
+      // The footprints' one assumption (header) broke: the reduction is blind here.
+      return {
+        fp,
+        violation: {
+          invariant: "checker-footprint",
+          message: `${this.w.e.threads[tid].name} changed a driver's isolated_pages or pages in a step that wrote no page`,
+        },
+      };
+    }
     if (this.steps > this.steps_max) {
       return {
         fp,
