@@ -57,18 +57,11 @@ import {
 } from "../kernel/balloon_compaction.ts";
 import { era_by_name } from "../kernel/eras/index.ts";
 import { EAGAIN } from "../kernel/errno.ts";
-import { GFP_HIGHUSER_MOVABLE } from "../kernel/gfp.ts";
-import { list_add, list_count_nodes, list_empty } from "../kernel/list.ts";
-import {
-  MIGRATE_ASYNC,
-  MR_COMPACTION,
-  migrate_pages,
-  putback_movable_pages,
-} from "../kernel/migrate.ts";
-import { put_page, this_cpu } from "../kernel/mm/lru.ts";
+import { list_add, list_count_nodes } from "../kernel/list.ts";
+import { putback_movable_pages } from "../kernel/migrate.ts";
+import { put_page } from "../kernel/mm/lru.ts";
 import { isolate_movable_page, movable_page_candidate } from "../kernel/movable_ops.ts";
 import { PageLRU, type Pfn } from "../kernel/page.ts";
-import { alloc_pages } from "../kernel/page_alloc/alloc.ts";
 import { era_rules, rule_names } from "../kernel/rules.ts";
 import {
   type Lock,
@@ -79,6 +72,7 @@ import {
   type StepOf,
 } from "../runtime/runtime.ts";
 import { census_of, PLACE_DRIVER, PLACE_FREE, PLACE_PCP, PLACE_THREAD } from "./invariants.ts";
+import { migrate_list } from "./threads.ts";
 import type {
   CheckEra,
   DriverView,
@@ -232,11 +226,6 @@ function* inflate_one(rt: Runtime, w: World, r: BalloonRig): StepOf<number> {
   return pfn >= 0 ? 1 : 0;
 }
 
-/** compaction_alloc(): a free target page for migration, or -1. */
-function compaction_alloc(rt: Runtime, w: World): (src: Pfn) => Pfn {
-  return () => alloc_pages(w.m, this_cpu(rt, w.m), GFP_HIGHUSER_MOVABLE, 0);
-}
-
 /** isolate_migratepages_block() for one pfn: the lockless tests, then isolation. */
 function* scan_one(rt: Runtime, w: World, ctx: ThreadCtx, pfn: Pfn) {
   const mm = w.mm;
@@ -247,20 +236,6 @@ function* scan_one(rt: Runtime, w: World, ctx: ThreadCtx, pfn: Pfn) {
   if ((yield* isolate_movable_page(rt, mm, pfn, 0)) !== 0) return false;
   list_add(mem, pfn, ctx.list);
   return true;
-}
-
-function* migrate_list(rt: Runtime, w: World, ctx: ThreadCtx): Step {
-  if (list_empty(w.m.mem, ctx.list)) return;
-  yield* migrate_pages(
-    rt,
-    w.mm,
-    ctx.list,
-    compaction_alloc(rt, w),
-    null,
-    MIGRATE_ASYNC,
-    MR_COMPACTION,
-  );
-  yield* putback_movable_pages(rt, w.mm, ctx.list);
 }
 
 export const BALLOON_KINDS: readonly ThreadKind[] = [

@@ -97,8 +97,8 @@ export function toy_process(w: World) {
   return as;
 }
 
-/** compaction_alloc(): a free page for migration, or -1. */
-function compaction_alloc(rt: Runtime, w: World): (src: Pfn) => Pfn {
+/** compaction_alloc(): a free page for migration, or -1 (the balloon kinds use it too). */
+export function compaction_alloc(rt: Runtime, w: World): (src: Pfn) => Pfn {
   return () => alloc_pages(w.m, this_cpu(rt, w.m), GFP_HIGHUSER_MOVABLE, 0);
 }
 
@@ -125,8 +125,8 @@ function* isolate_migratepages_block(rt: Runtime, w: World, ctx: ThreadCtx, pfn:
   return (yield* isolate_lru_page_to_list(rt, mm, pfn, ctx.list)) === 0;
 }
 
-/** migrate_pages() then putback_movable_pages() of what is left (compact_zone). */
-function* migrate_list(rt: Runtime, w: World, ctx: ThreadCtx): Step {
+/** migrate_pages() then putback_movable_pages() of what is left (compact_zone; the balloon kinds use it too). */
+export function* migrate_list(rt: Runtime, w: World, ctx: ThreadCtx): Step {
   if (list_empty(w.m.mem, ctx.list)) return;
   yield* migrate_pages(
     rt,
