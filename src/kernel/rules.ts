@@ -104,6 +104,16 @@ function rules_of(era: string, list: [string, string, ("rule" | "fix")?][]): Rul
   return list.map(([name, text, kind]) => ({ name, era, text, kind: kind ?? "rule" }));
 }
 
+/** The rules 2016 and 2022 share (2022 changed the route, not the rules). */
+const RULES_2016_2022: [string, string][] = [
+  [RULE_RECHECK_MOVABLE, T.recheck_movable],
+  [RULE_RECHECK_ISOLATED, T.recheck_isolated],
+  [RULE_DEQUEUE_SKIPS_ISOLATED, T.dequeue_skips],
+  [RULE_PAGES_LOCK_HELD, T.pages_lock],
+  [RULE_PAGE_LOCK_HELD, T.page_lock],
+  [RULE_PRIVATE_NAMES_DEVICE, "a page the core hands to the balloon names a live device"],
+];
+
 export const RULES: readonly RuleInfo[] = [
   ...rules_of("2012", [
     [RULE_PAGES_LOCK_HELD, T.pages_lock],
@@ -144,26 +154,14 @@ export const RULES: readonly RuleInfo[] = [
     ],
   ]),
   ...rules_of("2016", [
-    [RULE_RECHECK_MOVABLE, T.recheck_movable],
-    [RULE_RECHECK_ISOLATED, T.recheck_isolated],
-    [RULE_DEQUEUE_SKIPS_ISOLATED, T.dequeue_skips],
-    [RULE_PAGES_LOCK_HELD, T.pages_lock],
-    [RULE_PAGE_LOCK_HELD, T.page_lock],
-    [RULE_PRIVATE_NAMES_DEVICE, "a page the core hands to the balloon names a live device"],
+    ...RULES_2016_2022,
     [
       RULE_ENQUEUE_DETACHED,
       "balloon_page_enqueue_one() does not unlink the page: the single-page caller already took it off its own list",
       "fix",
     ],
   ]),
-  ...rules_of("2022", [
-    [RULE_RECHECK_MOVABLE, T.recheck_movable],
-    [RULE_RECHECK_ISOLATED, T.recheck_isolated],
-    [RULE_DEQUEUE_SKIPS_ISOLATED, T.dequeue_skips],
-    [RULE_PAGES_LOCK_HELD, T.pages_lock],
-    [RULE_PAGE_LOCK_HELD, T.page_lock],
-    [RULE_PRIVATE_NAMES_DEVICE, "a page the core hands to the balloon names a live device"],
-  ]),
+  ...rules_of("2022", RULES_2016_2022),
   ...rules_of("2025", [
     [RULE_RECHECK_MOVABLE, T.recheck_movable],
     [RULE_RECHECK_ISOLATED, T.recheck_isolated],
