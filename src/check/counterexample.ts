@@ -95,13 +95,9 @@ export function replay_schedule(
   });
   let violation: Violation | null = null;
   for (;;) {
-    if (runner.finished()) {
-      violation = runner.end_check();
-      break;
-    }
-    const enabled = runner.enabled();
-    if (enabled.length === 0) {
-      violation = runner.deadlock();
+    const enabled = runner.ready();
+    if (!Array.isArray(enabled)) {
+      violation = enabled.violation;
       break;
     }
     if (pos >= schedule.length) break;
@@ -140,13 +136,9 @@ function replay_lenient(res: Resolved, want: number[], choices_in: number[]): Pl
   let violation: Violation | null = null;
   let prev = -1;
   for (let k = 0; ; k++) {
-    if (runner.finished()) {
-      violation = runner.end_check();
-      break;
-    }
-    const enabled = runner.enabled();
-    if (enabled.length === 0) {
-      violation = runner.deadlock();
+    const enabled = runner.ready();
+    if (!Array.isArray(enabled)) {
+      violation = enabled.violation;
       break;
     }
     let t = k < want.length ? want[k] : prev;

@@ -225,13 +225,9 @@ function execute(res: Resolved, stack: Node[], opts: ExploreOptions): Run {
   let preemptions = 0;
   const run: Run = { events, violation: null, blocked: false, cut: false, steps: 0 };
   for (;;) {
-    if (runner.finished()) {
-      run.violation = runner.end_check();
-      break;
-    }
-    const enabled = runner.enabled();
-    if (enabled.length === 0) {
-      run.violation = runner.deadlock();
+    const enabled = runner.ready();
+    if (!Array.isArray(enabled)) {
+      run.violation = enabled.violation;
       break;
     }
     let node: ThreadNode;

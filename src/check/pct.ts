@@ -65,13 +65,9 @@ export function pct(res: Resolved, opts: PctOptions): SearchResult {
     let step = 0;
     let violation = null;
     for (;;) {
-      if (runner.finished()) {
-        violation = runner.end_check();
-        break;
-      }
-      const enabled = runner.enabled();
-      if (enabled.length === 0) {
-        violation = runner.deadlock();
+      const enabled = runner.ready();
+      if (!Array.isArray(enabled)) {
+        violation = enabled.violation;
         break;
       }
       let t = enabled[0];

@@ -276,6 +276,17 @@ export class Runner {
     return this.w.e.finished();
   }
 
+  /**
+   * The workers that can step now, or, when none can, how the run ended:
+   * every thread finished (the verdict of all invariants) or the others
+   * are blocked (a deadlock).
+   */
+  ready(): number[] | { violation: Violation | null } {
+    if (this.finished()) return { violation: this.end_check() };
+    const enabled = this.enabled();
+    return enabled.length > 0 ? enabled : { violation: this.deadlock() };
+  }
+
   /** The announced footprint of thread `tid`'s next step (before it runs). */
   private announced(tid: number): Footprint {
     const t = this.w.e.threads[tid];
