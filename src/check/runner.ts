@@ -223,8 +223,11 @@ export class Runner {
   readonly res: Resolved;
   private readonly step_inv: Invariant[];
   private readonly end_inv: Invariant[];
-  /** The arrays compared for writes and their copies after the previous step (footprints only). */
-  private readonly track: {
+  /**
+   * With diff_writes only: the arrays compared for writes and their copies
+   * after the previous step.
+   */
+  private readonly diffs: {
     arrays: Int32Array[];
     copies: Int32Array[];
     mapcount: Int16Array;
@@ -232,7 +235,6 @@ export class Runner {
   } | null;
   private readonly reads: ReadTracking | null;
   readonly steps_max: number;
-  private readonly diff_writes: boolean;
   /** Steps taken by workers. */
   steps = 0;
 
@@ -246,22 +248,20 @@ export class Runner {
     this.step_inv = res.invariants.filter((i) => i.when === "step");
     this.end_inv = res.invariants;
     this.steps_max = opts.steps_max ?? 20_000;
-    this.diff_writes = opts.diff_writes ?? false;
-    if (opts.footprints) {
+    const mem = this.w.m.mem;
+    this.reads = opts.footprints ? new ReadTracking(mem) : null;
+    if (opts.footprints && opts.diff_writes) {
       // List links only up to the last list head in use (the workers' lists come last).
       const slots = Math.max(...this.w.ctxs.map((c) => c.list)) + 1;
-      const mem = this.w.m.mem;
       const arrays = tracked32(this.w, slots);
-      this.track = {
+      this.diffs = {
         arrays,
         copies: arrays.map((a) => Int32Array.from(a)),
         mapcount: Int16Array.from(mem._mapcount),
         page_type: Uint8Array.from(mem.page_type),
       };
-      this.reads = new ReadTracking(mem);
     } else {
-      this.track = null;
-      this.reads = null;
+      this.diffs = null;
     }
   }
 
@@ -328,14 +328,12 @@ export class Runner {
     this.written(fp);
   }
 
-  /** Pages and list heads written since the last call; refresh the copies. */
+  /** Pages and list heads the step wrote: recorded, or (diff_writes) compared with the copies. */
   private written(fp: Footprint): void {
-    const t = this.track;
+    const t = this.diffs;
+    // The recording is taken either way, so it starts empty at the next step.
+    this.reads!.tracker.writes.take(t ? [] : fp.w);
     if (!t) return;
-    if (!this.diff_writes) {
-      this.reads!.tracker.writes.take(fp.w);
-      return;
-    }
     for (let a = 0; a < t.arrays.length; a++) diff32(t.arrays[a], t.copies[a], fp.w);
     const mem = this.w.m.mem;
     diff16(mem._mapcount, t.mapcount, fp.w);
@@ -347,8 +345,8 @@ export class Runner {
    * footprint (empty unless footprints are on) and the violation, if any.
    */
   step(tid: number): { fp: Footprint; violation: Violation | null } {
-    const fp = this.track ? this.announced(tid) : { r: [], w: [] };
-    if (this.track) {
+    const fp = this.reads ? this.announced(tid) : { r: [], w: [] };
+    if (this.reads) {
       const t = this.w.e.threads[tid];
       fp.lock = t.started && t.op === OP_LOCK && t.lock ? t.lock.id : -1;
       fp.held = t.held.map((l) => l.id);
