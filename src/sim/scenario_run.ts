@@ -553,67 +553,30 @@ function sample_now(
   w.digest.add(s.balloon_pages);
   out.timeline.push(s);
   if (hooks.proc_snapshots) out.procs.push(take_proc_snapshot(w.m, t));
-  w.emit({
-    name: "memory",
-    cat: "counters",
-    ph: "C",
-    ts: t / 1000,
-    pid: 1,
-    tid: 0,
-    args: {
-      nr_free_pages: s.vmstat.nr_free_pages,
-      nr_anon_pages: s.vmstat.nr_anon_pages,
-      nr_file_pages: s.vmstat.nr_file_pages,
-      kernel_pages: s.kernel_pages,
-    },
+  /** A counter track of the trace, sampled at t. */
+  const counter = (name: string, args: Record<string, number>) =>
+    w.emit({ name, cat: "counters", ph: "C", ts: t / 1000, pid: 1, tid: 0, args });
+  counter("memory", {
+    nr_free_pages: s.vmstat.nr_free_pages,
+    nr_anon_pages: s.vmstat.nr_anon_pages,
+    nr_file_pages: s.vmstat.nr_file_pages,
+    kernel_pages: s.kernel_pages,
   });
-  w.emit({
-    name: "fragmentation",
-    cat: "counters",
-    ph: "C",
-    ts: t / 1000,
-    pid: 1,
-    tid: 0,
-    args: { free_2mib_blocks: s.free_2mib_blocks },
+  counter("fragmentation", { free_2mib_blocks: s.free_2mib_blocks });
+  counter("migration", {
+    pgmigrate_success: s.vmstat.pgmigrate_success,
+    pgmigrate_fail: s.vmstat.pgmigrate_fail,
   });
-  w.emit({
-    name: "migration",
-    cat: "counters",
-    ph: "C",
-    ts: t / 1000,
-    pid: 1,
-    tid: 0,
-    args: {
-      pgmigrate_success: s.vmstat.pgmigrate_success,
-      pgmigrate_fail: s.vmstat.pgmigrate_fail,
-    },
-  });
-  w.emit({
-    name: "thp",
-    cat: "counters",
-    ph: "C",
-    ts: t / 1000,
-    pid: 1,
-    tid: 0,
-    args: {
-      thp_fault_alloc: s.vmstat.thp_fault_alloc,
-      thp_fault_fallback: s.vmstat.thp_fault_fallback,
-    },
+  counter("thp", {
+    thp_fault_alloc: s.vmstat.thp_fault_alloc,
+    thp_fault_fallback: s.vmstat.thp_fault_fallback,
   });
   if (w.balloons.length === 0) return;
-  w.emit({
-    name: "balloon",
-    cat: "counters",
-    ph: "C",
-    ts: t / 1000,
-    pid: 1,
-    tid: 0,
-    args: {
-      balloon_target_pages: s.balloon_target_pages,
-      balloon_pages: s.balloon_pages,
-      balloon_migrate: s.vmstat.balloon_migrate,
-      host_backed_pages: s.host_backed_pages,
-    },
+  counter("balloon", {
+    balloon_target_pages: s.balloon_target_pages,
+    balloon_pages: s.balloon_pages,
+    balloon_migrate: s.vmstat.balloon_migrate,
+    host_backed_pages: s.host_backed_pages,
   });
 }
 
