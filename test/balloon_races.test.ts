@@ -58,6 +58,28 @@ function listed(g: BalloonGuest): number[] {
   return out;
 }
 
+/** A compaction thread on `victims`: isolate what it can, migrate it
+ * (MIGRATE_SYNC), put back what failed; the shape of compact_zone's inner loop. */
+function spawn_compactor(g: BalloonGuest, victims: number[]) {
+  const { m, mm } = g;
+  const l = m.mem.alloc_list_head();
+  return g.e.spawn("compact", function* (rt: Runtime) {
+    for (const p of victims) {
+      if ((yield* isolate_movable_page(rt, mm, p, 0)) === 0) list_add(m.mem, p, l);
+    }
+    yield* migrate_pages(
+      rt,
+      mm,
+      l,
+      () => alloc_pages(m, 0, GFP_HIGHUSER_MOVABLE, 0),
+      null,
+      MIGRATE_SYNC,
+      MR_COMPACTION,
+    );
+    yield* putback_movable_pages(rt, mm, l);
+  });
+}
+
 function settle(g: BalloonGuest, target: number): void {
   g.hg.set_target_pages(target);
   run_until(
@@ -165,27 +187,12 @@ describe.each(ERAS.map((era) => ({ era, name: era.name })))(
             fc.integer({ min: 1, max: 16 }),
             (seed, targets, n_iso) => {
               const g = small_guest(F(VIRTIO_BALLOON_F_MUST_TELL_HOST), 16 * MiB, era);
-              const { m, mm, e, vb, hg } = g;
+              const { m, e, vb, hg } = g;
               settle(g, 200);
               const prng = new Prng(seed);
-              const l = m.mem.alloc_list_head();
               const victims = listed(g).slice(0, n_iso);
               let ti = 0;
-              e.spawn("compact", function* (rt: Runtime) {
-                for (const p of victims) {
-                  if ((yield* isolate_movable_page(rt, mm, p, 0)) === 0) list_add(m.mem, p, l);
-                }
-                yield* migrate_pages(
-                  rt,
-                  mm,
-                  l,
-                  () => alloc_pages(m, 0, GFP_HIGHUSER_MOVABLE, 0),
-                  null,
-                  MIGRATE_SYNC,
-                  MR_COMPACTION,
-                );
-                yield* putback_movable_pages(rt, mm, l);
-              });
+              spawn_compactor(g, victims);
               e.spawn("host-control", function* (rt: Runtime) {
                 for (; ti < targets.length; ti++) {
                   hg.set_target_pages(targets[ti]);
@@ -239,30 +246,15 @@ describe.each(ERAS.map((era) => ({ era, name: era.name })))(
           fc.array(fc.integer({ min: 0, max: 3000 }), { minLength: 1, maxLength: 3 }),
           (seed, targets) => {
             const g = small_guest(F(VIRTIO_BALLOON_F_DEFLATE_ON_OOM), 16 * MiB, era);
-            const { m, mm, e, vb, hg } = g;
+            const { m, e, vb, hg } = g;
             // The balloon takes all it can; the workload then runs into OOM.
             hg.set_target_pages(hg.ram_pages);
             run_until(e, () => vb.out_of_puff >= 1 && vb.balloon_lock.owner === -1, 1_000_000);
             settle(g, vb.num_pages);
             const prng = new Prng(seed);
-            const l = m.mem.alloc_list_head();
             const victims = listed(g).slice(0, 8);
             const held: number[] = [];
-            const c = e.spawn("compact", function* (rt: Runtime) {
-              for (const p of victims) {
-                if ((yield* isolate_movable_page(rt, mm, p, 0)) === 0) list_add(m.mem, p, l);
-              }
-              yield* migrate_pages(
-                rt,
-                mm,
-                l,
-                () => alloc_pages(m, 0, GFP_HIGHUSER_MOVABLE, 0),
-                null,
-                MIGRATE_SYNC,
-                MR_COMPACTION,
-              );
-              yield* putback_movable_pages(rt, mm, l);
-            });
+            const c = spawn_compactor(g, victims);
             const w = e.spawn("workload", function* (rt: Runtime) {
               for (let i = 0; i < 1500; i++) {
                 const p = alloc_pages(m, 0, GFP_HIGHUSER_MOVABLE, 0);
