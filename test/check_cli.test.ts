@@ -22,19 +22,35 @@ describe("pagesim check", () => {
     expect(JSON.parse(r.out)).toMatchObject({ era: "2026", complete: true, violation: null });
   });
 
-  it("cli check: every example of --help runs (exit 0: clean, 1: a violation; never 2)", () => {
+  it("cli check: every example of --help runs with the exit code its comment gives", () => {
     const help = pagesim("check", "--help").out;
-    const examples = help
-      .split("\n")
-      .map((l) => l.trim())
-      .filter((l) => l.startsWith("pagesim check "))
-      .map((l) => l.split(/\s+/).slice(1));
-    expect(examples.length).toBeGreaterThanOrEqual(4);
-    for (const args of examples) {
-      const r = pagesim(...args, "--trace", join(dir, "help-example.json"));
-      expect([0, 1], `${args.join(" ")}: ${r.err}`).toContain(r.code);
+    // "# what it shows (exit N)" then the command, continued with " \\".
+    const examples: { argv: string[]; code: number }[] = [];
+    let code = -1;
+    let cmd = "";
+    for (const raw of help.slice(help.indexOf("Examples:")).split("\n")) {
+      const l = raw.trim();
+      const m = /^# .*\(exit (\d)/.exec(l);
+      if (m) code = Number(m[1]);
+      else if (l.startsWith("pagesim ") || cmd) {
+        cmd += ` ${l.replace(/\\$/, "")}`;
+        if (!l.endsWith("\\")) {
+          examples.push({ argv: cmd.trim().split(/\s+/).slice(1), code });
+          cmd = "";
+          code = -1;
+        }
+      }
     }
-  }, 60_000);
+    expect(examples.length).toBeGreaterThanOrEqual(6);
+    for (const { argv, code } of examples) {
+      expect(code, `${argv.join(" ")}: no (exit N) comment`).toBeGreaterThanOrEqual(0);
+      const trace = argv[0] === "replay" ? [] : ["--trace", "pagesim-trace.json"];
+      const r = pagesim(...argv, ...(argv.includes("--list") ? [] : trace));
+      expect(r.code, `${argv.join(" ")}: ${r.err}`).toBe(code);
+    }
+    // Every help line fits 80 columns.
+    for (const l of help.split("\n")) expect(l.length, l).toBeLessThanOrEqual(80);
+  }, 90_000);
 
   it("cli check: --list --json prints eras, threads, rules and variants", () => {
     const r = pagesim("check", "--list", "--json");
@@ -118,8 +134,8 @@ describe("pagesim check", () => {
     expect(j.trace.steps.length).toBe(j.trace.steps.at(-1).step);
   });
 
-  it("cli check: random mode is deterministic per seed", () => {
-    const args = [
+  it("cli check: random mode is deterministic per seed: the same seed finds the same counterexample, another seed explores other schedules", () => {
+    const args = (seed: string) => [
       "check",
       "--era",
       "2016-toy",
@@ -127,36 +143,71 @@ describe("pagesim check", () => {
       "compact,deflate,inflate",
       "--pages",
       "1",
+      "--drop-rule",
+      "recheck-movable-under-page-lock",
       "--mode",
       "random",
       "--budget",
-      "50",
+      "200",
       "--seed",
-      "4",
+      seed,
       "--json",
+      "--no-shrink",
+      "--trace",
+      join(dir, `pct-${seed}.json`),
     ];
-    const a = JSON.parse(pagesim(...args).out);
-    const b = JSON.parse(pagesim(...args).out);
+    const a = JSON.parse(pagesim(...args("4")).out);
+    const b = JSON.parse(pagesim(...args("4")).out);
     expect(a.mode).toBe("random");
     expect(a.seed).toBe(4);
-    expect(a.executions).toBe(50);
-    expect(b.steps).toBe(a.steps);
+    expect(a.invariant).not.toBeNull();
+    expect(b.invariant).toBe(a.invariant);
+    expect(b.executions).toBe(a.executions);
+    expect(b.trace.schedule).toEqual(a.trace.schedule);
+    // Other seeds take other paths: not all of them stop at the same
+    // execution with the same schedule.
+    const others = ["5", "6", "7"].map((s) => JSON.parse(pagesim(...args(s)).out));
+    expect(
+      others.some(
+        (o) =>
+          o.executions !== a.executions ||
+          JSON.stringify(o.trace?.schedule) !== JSON.stringify(a.trace.schedule),
+      ),
+    ).toBe(true);
   });
 
-  it("cli check: bad arguments exit 2 with a message", () => {
-    const bad = [
-      ["check", "--era", "1999"],
-      ["check", "--threads", "compact,bogus"],
-      ["check", "--pages", "0"],
-      ["check", "--drop-rule", "no-such-rule"],
-      ["check", "--variant", "nope"],
-      ["check", "--mode", "sideways"],
-      ["replay", join(dir, "missing.json")],
+  it("cli check: bad arguments exit 2 with a message naming the problem (and JSON with --json)", () => {
+    const bad: [string[], RegExp][] = [
+      [["check", "--era", "1999"], /unknown era '1999'/],
+      [["check", "--threads", "balloon_compact,bogus"], /bogus/],
+      [["check", "--pages", "0"], /--pages must be an integer/],
+      [["check", "--drop-rule", "no-such-rule"], /unknown rule 'no-such-rule'/],
+      [["check", "--variant", "nope"], /unknown variant/],
+      [["check", "--mode", "sideways"], /sideways/],
+      [["check", "--threads", "balloon_compact"], /at least two threads/],
+      [
+        [
+          "check",
+          "--threads",
+          "balloon_compact,balloon_compact,balloon_deflate,balloon_inflate,balloon_putback",
+        ],
+        /at most 4 threads/,
+      ],
+      [["check", "--seed", "3"], /--seed applies to --mode random only/],
+      [["check", "--mode", "random", "--no-por"], /--no-por applies to --mode exhaustive only/],
+      [["check", "--mode", "random", "--preemption-bound", "2"], /--preemption-bound applies/],
+      [["replay", join(dir, "missing.json")], /missing\.json/],
     ];
-    for (const args of bad) {
+    for (const [args, why] of bad) {
       const r = pagesim(...args);
       expect(r.code, args.join(" ")).toBe(2);
-      expect(r.err.length, args.join(" ")).toBeGreaterThan(0);
+      expect(r.err, args.join(" ")).toMatch(why);
+      if (args[0] === "check") {
+        const j = pagesim(...args, "--json");
+        expect(j.code, args.join(" ")).toBe(2);
+        expect(JSON.parse(j.out), args.join(" ")).toMatchObject({ exit_code: 2 });
+        expect(JSON.parse(j.out).error, args.join(" ")).toMatch(why);
+      }
     }
     const junk = join(dir, "junk.json");
     writeFileSync(junk, '{"pagesim_trace": 1, "config": {}}');

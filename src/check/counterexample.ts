@@ -10,14 +10,16 @@
  * fresh World reaches the same state, step for step (the model is
  * deterministic: the only variation is the schedule).
  *
- * Shrinking is greedy and keeps the same invariant broken: it tries to swap
- * two neighbouring runs of one thread's steps, to pull a thread's next step
- * forward to join its previous run (one context switch fewer) and to drop
- * single steps, replaying each candidate
- * leniently (a pick that cannot run is replaced by the previous thread or
- * the lowest enabled one), and keeps a candidate when the failure comes
- * with fewer steps, or as many steps and fewer context switches. Bounded by
- * a number of replays.
+ * Shrinking is greedy and keeps the same invariant broken. Each round tries,
+ * in this order: dropping a chunk of consecutive steps (largest first, so a
+ * retry loop of whole rounds goes at once), moving a whole run of one
+ * thread's steps before an earlier run, swapping two neighbouring runs,
+ * pulling a thread's next step forward to join its previous run, and
+ * dropping single steps. Each candidate is replayed leniently (a pick that
+ * cannot run is replaced by the previous thread or the lowest enabled one);
+ * the first that fails the same way with fewer steps, or as many steps and
+ * fewer context switches, starts the next round. Bounded by a number of
+ * replays; deterministic (no clock).
  *
  * Trace file (version 1): { pagesim_trace: 1, config, schedule, violation,
  * steps: [{ step, thread, func, op, obj, field }] }.
@@ -161,8 +163,50 @@ export function context_switches(threads: number[]): number {
   return n;
 }
 
+/**
+ * The candidates one shrinking round tries, best first: a thread order
+ * derived from `cur` (the current best's thread picks).
+ */
+function* shrink_candidates(cur: number[]): Generator<number[]> {
+  const n = cur.length;
+  // Chunk deletion (in the manner of delta debugging): drop `size`
+  // consecutive picks. A retry loop is a run of whole rounds; halving sizes
+  // and the short periods 2..8 between them remove it in one go.
+  const sizes = new Set<number>();
+  for (let size = n >> 1; size >= 2; size >>= 1) sizes.add(size);
+  for (let size = 8; size >= 2; size--) if (size <= n >> 1) sizes.add(size);
+  for (const size of [...sizes].sort((a, b) => b - a)) {
+    for (let a = 0; a + size <= n; a++) yield [...cur.slice(0, a), ...cur.slice(a + size)];
+  }
+  // Whole runs of one thread.
+  const runs: number[][] = [];
+  for (const t of cur) {
+    const last = runs[runs.length - 1];
+    if (last && last[0] === t) last.push(t);
+    else runs.push([t]);
+  }
+  // Move a run earlier, before any earlier run (several switches fewer at once).
+  for (let i = 2; i < runs.length; i++) {
+    for (let j = 0; j + 1 < i; j++) {
+      yield [...runs.slice(0, j), runs[i], ...runs.slice(j, i), ...runs.slice(i + 1)].flat();
+    }
+  }
+  // Swap two neighbouring runs (up to two switches fewer).
+  for (let i = 0; i + 1 < runs.length; i++) {
+    yield [...runs.slice(0, i), runs[i + 1], runs[i], ...runs.slice(i + 2)].flat();
+  }
+  // Pull a thread's next step forward to join its previous run; drop one step.
+  for (let k = 1; k < n; k++) {
+    if (cur[k] !== cur[k - 1]) {
+      const q = cur.indexOf(cur[k - 1], k);
+      if (q > k) yield [...cur.slice(0, k), cur[q], ...cur.slice(k, q), ...cur.slice(q + 1)];
+    }
+    yield [...cur.slice(0, k), ...cur.slice(k + 1)];
+  }
+}
+
 /** Shrink a violating schedule (see the header). At most `replays_max` replays. */
-export function shrink(res: Resolved, schedule: number[], replays_max = 400): number[] {
+export function shrink(res: Resolved, schedule: number[], replays_max = 3000): number[] {
   const first = replay_schedule(res, schedule);
   if (!first.violation) return schedule;
   const invariant = first.violation.invariant;
@@ -175,42 +219,14 @@ export function shrink(res: Resolved, schedule: number[], replays_max = 400): nu
   let improved = true;
   while (improved && replays < replays_max) {
     improved = false;
-    const cur = best.threads;
-    // Whole runs of one thread: swap two neighbouring runs (up to two switches fewer).
-    const runs: number[][] = [];
-    for (const t of cur) {
-      const last = runs[runs.length - 1];
-      if (last && last[0] === t) last.push(t);
-      else runs.push([t]);
-    }
-    for (let i = 0; i + 1 < runs.length && !improved && replays < replays_max; i++) {
-      const swapped = [...runs.slice(0, i), runs[i + 1], runs[i], ...runs.slice(i + 2)].flat();
-      replays++;
-      const p = replay_lenient(res, swapped, best.choices);
+    for (const c of shrink_candidates(best.threads)) {
+      if (++replays > replays_max) break;
+      const p = replay_lenient(res, c, best.choices);
       if (p.violation?.invariant === invariant && better(p)) {
         best = p;
         improved = true;
+        break;
       }
-    }
-    if (improved) continue;
-    for (let k = 1; k < cur.length && replays < replays_max; k++) {
-      const candidates: number[][] = [];
-      if (cur[k] !== cur[k - 1]) {
-        const q = cur.indexOf(cur[k - 1], k);
-        if (q > k)
-          candidates.push([...cur.slice(0, k), cur[q], ...cur.slice(k, q), ...cur.slice(q + 1)]);
-      }
-      candidates.push([...cur.slice(0, k), ...cur.slice(k + 1)]);
-      for (const c of candidates) {
-        replays++;
-        const p = replay_lenient(res, c, best.choices);
-        if (p.violation?.invariant === invariant && better(p)) {
-          best = p;
-          improved = true;
-          break;
-        }
-      }
-      if (improved) break;
     }
   }
   return best.schedule;
@@ -256,16 +272,22 @@ export function step_text(s: TraceStep): string {
   return s.func ? `${s.func}: ${what}` : what;
 }
 
-const COLUMN = 64;
+const COLUMN = 48;
 
-/** The timeline: one column per thread, one line per step, then the broken invariant. */
+/**
+ * The timeline: one column per thread, one line per step, then the broken
+ * invariant. One thread acts per line, so its cell is printed whole and may
+ * run on under the (empty) columns to its right: nothing a step touches is
+ * cut off.
+ */
 export function format_timeline(cx: Counterexample): string {
-  const cell = (s: string) => (s.length > COLUMN ? `${s.slice(0, COLUMN - 1)}~` : s.padEnd(COLUMN));
+  const head = (s: string) => (s.length > COLUMN ? `${s.slice(0, COLUMN - 1)}~` : s.padEnd(COLUMN));
   const lines: string[] = [];
-  lines.push(` step  ${cx.threads.map(cell).join(" ")}`.trimEnd());
+  lines.push(` step  ${cx.threads.map(head).join(" ")}`.trimEnd());
   for (const s of cx.steps) {
-    const cols = cx.threads.map((t) => cell(t === s.thread ? step_text(s) : ""));
-    lines.push(`${String(s.step).padStart(5)}  ${cols.join(" ")}`.trimEnd());
+    const col = cx.threads.indexOf(s.thread);
+    const indent = " ".repeat((COLUMN + 1) * Math.max(col, 0));
+    lines.push(`${String(s.step).padStart(5)}  ${indent}${step_text(s)}`.trimEnd());
   }
   lines.push(`violated: ${cx.violation.invariant}: ${cx.violation.message}`);
   return lines.join("\n");

@@ -8,7 +8,10 @@
  *   pagesim check --list [--json]
  *
  * Exit codes: 0 no violation found, 1 a violation (printed, and its trace
- * written), 2 bad arguments. Without --threads and --pages the era's
+ * written), 2 bad arguments (with --json also as { error, exit_code: 2 }
+ * on stdout). Exhaustive search takes two to four threads, random search
+ * up to six; an option the chosen mode does not read (--seed and --depth
+ * for exhaustive, --preemption-bound and --no-por for random) is an error. Without --threads and --pages the era's
  * standard configuration is used (either one alone overrides its half).
  * --json prints one object: era, mode, por, executions, sleep_blocked,
  * steps, complete, threads, pages, drop_rules, variant, seed, seconds,
@@ -78,6 +81,29 @@ interface CheckCliOptions {
   list?: boolean;
 }
 
+/**
+ * --help's examples. Each says what it shows and its exit code; a test runs
+ * every one and checks the code (test/check_cli.test.ts).
+ */
+const HELP_EXAMPLES = `
+Examples:
+  # the eras, thread kinds, rules and variants (exit 0)
+  pagesim check --list
+  # era 2016's standard configuration, exhaustively: no violation (exit 0)
+  pagesim check --era 2016
+  # what recheck-movable-under-page-lock prevents: a timeline (exit 1)
+  pagesim check --era 2016 --threads balloon_compact,balloon_deflate \\
+      --pages 1 --drop-rule recheck-movable-under-page-lock
+  # 2026 without its global balloon lock, by random search (exit 1)
+  pagesim check --era 2026 --drop-rule pages-lock-held --pages 2 \\
+      --threads balloon_putback,balloon_deflate,balloon_putback \\
+      --mode random --budget 5000 --seed 7
+  # the toy movable_ops driver of 2016 (exit 1)
+  pagesim check --era 2016-toy --threads compact,deflate --pages 1 \\
+      --drop-rule recheck-movable-under-page-lock
+  # a saved counterexample, step by step (exit 1: it fails again)
+  pagesim replay pagesim-trace.json`;
+
 export function register_check(program: Command): void {
   program
     .command("check")
@@ -112,17 +138,33 @@ export function register_check(program: Command): void {
     .option("--trace <file>", "where to write a violation's trace", "pagesim-trace.json")
     .option("--json", "print one JSON object")
     .option("--list", "print the eras, thread kinds, rules and variants")
-    .addHelpText(
-      "after",
-      "\nExamples:\n  pagesim check --list\n  pagesim check --era 2016\n" +
-        "  pagesim check --era 2016 --threads balloon_compact,balloon_deflate --pages 1 --drop-rule recheck-movable-under-page-lock\n" +
-        "  pagesim check --era 2026 --threads balloon_putback,balloon_deflate,balloon_putback --pages 2 --drop-rule pages-lock-held --mode random --budget 5000 --seed 7\n" +
-        "  pagesim check --era 2016-toy --threads compact,deflate --pages 1 --drop-rule recheck-movable-under-page-lock\n" +
-        "  pagesim replay pagesim-trace.json",
-    )
-    .action((opts: CheckCliOptions) => {
-      throw new ExitStatus(check_command(opts));
+    .addHelpText("after", HELP_EXAMPLES)
+    .configureOutput({
+      // --json: a bad option still gets one JSON object on stdout.
+      outputError: (text, write) => {
+        write(text);
+        if (wants_json(program)) json_error(text.replace(/^error: /, "").trim());
+      },
+    })
+    .action((opts: CheckCliOptions, cmd: Command) => {
+      try {
+        throw new ExitStatus(check_command(opts, (name) => cmd.getOptionValueSource(name)));
+      } catch (e) {
+        if (e instanceof UsageError && opts.json) json_error(e.message);
+        throw e;
+      }
     });
+}
+
+/** Did the command line ask for --json? (Commander keeps the words it parsed, untyped.) */
+function wants_json(program: Command): boolean {
+  const raw = (program as Command & { rawArgs?: string[] }).rawArgs;
+  return raw?.includes("--json") ?? false;
+}
+
+/** The one JSON object --json promises, for bad arguments too (exit code 2). */
+function json_error(message: string): void {
+  process.stdout.write(`${JSON.stringify({ error: message, exit_code: 2 })}\n`);
 }
 
 function print_list(json: boolean): void {
@@ -143,7 +185,32 @@ function print_list(json: boolean): void {
   process.stdout.write(`${out.join("\n")}\n`);
 }
 
-function check_command(opts: CheckCliOptions): number {
+/** Largest exhaustive configuration: the issue's "two to four threads". */
+export const EXHAUSTIVE_THREADS_MAX = 4;
+
+/** Options that only one mode reads: given for the other, they are an error, not ignored. */
+function check_mode_options(opts: CheckCliOptions, source: (name: string) => string | undefined) {
+  const given = (name: string) => source(name) === "cli";
+  const only = opts.mode === "random" ? "exhaustive" : "random";
+  const wrong =
+    opts.mode === "random"
+      ? [
+          ["preemptionBound", "--preemption-bound"],
+          ["por", "--no-por"],
+        ]
+      : [
+          ["seed", "--seed"],
+          ["depth", "--depth"],
+        ];
+  for (const [key, flag] of wrong) {
+    if (given(key)) throw new UsageError(`${flag} applies to --mode ${only} only`);
+  }
+}
+
+function check_command(
+  opts: CheckCliOptions,
+  source: (name: string) => string | undefined = () => undefined,
+): number {
   if (opts.list) {
     print_list(opts.json === true);
     return 0;
@@ -161,10 +228,20 @@ function check_command(opts: CheckCliOptions): number {
       `unknown era '${era_name}' (choose from ${eras.map((e) => e.name).join(", ")})`,
     );
   }
+  check_mode_options(opts, source);
   const cfg = standard_config(era_name);
   if (opts.threads !== undefined) cfg.threads = collect(opts.threads, []);
-  if (cfg.threads.length > THREADS_MAX)
-    throw new UsageError(`--threads: at most ${THREADS_MAX} threads`);
+  if (cfg.threads.length < 2)
+    throw new UsageError("--threads: at least two threads (a race takes two)");
+  const threads_max = opts.mode === "random" ? THREADS_MAX : EXHAUSTIVE_THREADS_MAX;
+  if (cfg.threads.length > threads_max) {
+    throw new UsageError(
+      opts.mode === "random"
+        ? `--threads: at most ${THREADS_MAX} threads`
+        : `--threads: exhaustive search takes at most ${EXHAUSTIVE_THREADS_MAX} threads ` +
+            `(got ${cfg.threads.length}); --mode random takes up to ${THREADS_MAX}`,
+    );
+  }
   if (opts.pages !== undefined) cfg.pages = opts.pages;
   cfg.drop_rules = opts.dropRule;
   cfg.variant = opts.variant ?? null;
