@@ -17,6 +17,7 @@ import {
   GFP_ATOMIC,
   GFP_HIGHUSER_MOVABLE,
   GFP_KERNEL,
+  GFP_NOWAIT,
 } from "../src/kernel/gfp.ts";
 import {
   MIGRATE_HIGHATOMIC,
@@ -33,7 +34,7 @@ import {
   PG_lru,
   SetPageFlag,
 } from "../src/kernel/page.ts";
-import { __free_pages, alloc_pages } from "../src/kernel/page_alloc/alloc.ts";
+import { __free_pages, alloc_pages, gfp_to_alloc_flags } from "../src/kernel/page_alloc/alloc.ts";
 import {
   find_suitable_fallback,
   move_freepages_block,
@@ -277,6 +278,19 @@ describe("fallback: ALLOC_NOFRAGMENT", () => {
 });
 
 describe("fallback: the highatomic reserve", () => {
+  it("gfp_to_alloc_flags: only __GFP_HIGH non-blocking high-order requests may use the highatomic reserve", () => {
+    // GFP_ATOMIC carries __GFP_HIGH (ALLOC_MIN_RESERVE): highatomic from order 1.
+    expect(gfp_to_alloc_flags(GFP_ATOMIC, 1) & ALLOC_HIGHATOMIC).toBe(ALLOC_HIGHATOMIC);
+    expect(gfp_to_alloc_flags(GFP_ATOMIC, 0) & ALLOC_HIGHATOMIC).toBe(0);
+    // GFP_NOWAIT does not block either, but without __GFP_HIGH it gets
+    // ALLOC_NON_BLOCK only (the stable fix of 2025).
+    const nowait = gfp_to_alloc_flags(GFP_NOWAIT, 3);
+    expect(nowait & ALLOC_NON_BLOCK).toBe(ALLOC_NON_BLOCK);
+    expect(nowait & (ALLOC_HIGHATOMIC | ALLOC_MIN_RESERVE)).toBe(0);
+    // A request that may reclaim never does.
+    expect(gfp_to_alloc_flags(GFP_KERNEL, 3) & ALLOC_HIGHATOMIC).toBe(0);
+  });
+
   // 256 MiB "normal", THP off: 65536 pages, 128 pageblocks. lowmem 262144
   // KiB, min_free_kbytes = int_sqrt(262144 * 16) = 2048, pages_min 512;
   // gap max(128, 65) = 128: min 512, low 640, high 768. One percent of the

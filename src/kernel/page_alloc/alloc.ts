@@ -298,7 +298,10 @@ export function gfp_to_alloc_flags(gfp: Gfp, order: number): number {
   if (!(gfp & __GFP_DIRECT_RECLAIM)) {
     if (!(gfp & __GFP_NOMEMALLOC)) {
       alloc_flags |= ALLOC_NON_BLOCK;
-      if (order > 0) alloc_flags |= ALLOC_HIGHATOMIC;
+      // Highatomic reserves only for __GFP_HIGH (GFP_ATOMIC) requests: the
+      // 2025 stable fix; before it any non-blocking order > 0 request
+      // without __GFP_NOMEMALLOC could reserve a pageblock.
+      if (order > 0 && alloc_flags & ALLOC_MIN_RESERVE) alloc_flags |= ALLOC_HIGHATOMIC;
     }
     if (alloc_flags & ALLOC_MIN_RESERVE) alloc_flags &= ~ALLOC_CPUSET;
   }
