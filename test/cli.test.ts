@@ -371,4 +371,60 @@ describe("pagesim run", () => {
     expect(late(on)).toBe(512);
     expect(late(off)).toBeLessThan(0.6 * 512);
   }, 180_000);
+
+  it("cli: the default scenario's output fits 80 columns (the 'reports written' lines too) and its trace has compaction and migration slices on the CPU tracks", () => {
+    // A long --out: the old one-line "reports written to A and B" was 150 columns.
+    const out = join(tmp(), "default-reports");
+    const r = pagesim("run", "--quiet", "--out", out);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain(
+      `reports written to:\n  ${out}/report.html\n  ${out}/balloon_compaction_off/report.html\n`,
+    );
+    expect(r.out).toContain("Side by side");
+    for (const l of r.out.split("\n")) expect(l.length, l).toBeLessThanOrEqual(80);
+
+    const trace = JSON.parse(readFileSync(join(out, "trace.json"), "utf8"));
+    type Ev = {
+      name: string;
+      ph: string;
+      tid: number;
+      ts: number;
+      dur: number;
+      args: Record<string, number | string>;
+    };
+    const ev: Ev[] = trace.traceEvents;
+    const tracks = ev.filter((e) => e.name === "thread_name").map((e) => e.tid);
+    expect(tracks).toEqual([0, 1]);
+    // compact_memory on CPU 1: its run, a compact_zone slice per zone inside
+    // it, and migrate_pages batches inside those, accounting for every page.
+    const run = ev.find((e) => e.name === "compact_memory" && e.tid === 1)!;
+    const zones = ev.filter((e) => e.name === "compact_zone");
+    expect(zones.map((z) => z.args.zone)).toEqual(["DMA", "DMA32", "Normal"]);
+    const within = (a: Ev, b: Ev) => b.ts <= a.ts && a.ts + a.dur <= b.ts + b.dur + 1e-6;
+    for (const z of zones) {
+      expect(z.tid).toBe(1);
+      expect(within(z, run)).toBe(true);
+    }
+    const batches = ev.filter((e) => e.name === "migrate_pages");
+    expect(batches.length).toBeGreaterThan(100);
+    const sum = (k: string) => batches.reduce((a, e) => a + Number(e.args[k]), 0);
+    expect(sum("succeeded")).toBe(run.args.pgmigrate_success);
+    expect(sum("balloon_pages")).toBe(run.args.balloon_migrate);
+    expect(sum("balloon_pages")).toBeGreaterThan(30_000);
+    for (const b of batches) {
+      expect(b.ph).toBe("X");
+      expect(b.tid).toBe(1);
+      expect(zones.some((z) => within(b, z))).toBe(true);
+      // Pages left on the list (no target page: -ENOMEM) are neither.
+      expect(Number(b.args.nr_pages)).toBeGreaterThanOrEqual(
+        Number(b.args.succeeded) + Number(b.args.failed),
+      );
+    }
+    // The balloon's inflate batches on its worker's CPU (CPU 0 of 2).
+    const inflate = ev.filter((e) => e.name === "balloon_inflate");
+    expect(inflate.reduce((a, e) => a + Number(e.args.pages), 0)).toBe(196_608);
+    for (const e of inflate) expect(e.tid).toBe(0);
+    // A reasonable size (measured: about 0.5 MB).
+    expect(readFileSync(join(out, "trace.json")).length).toBeLessThan(4 * 2 ** 20);
+  }, 120_000);
 });

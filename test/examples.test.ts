@@ -47,7 +47,7 @@ describe("examples", () => {
 
   it("examples: without compact_memory, kcompactd's proactive compaction gets the THP service its huge pages", () => {
     const sc = load_scenario(path("thp_proactive.yaml"));
-    const r = run_scenario(sc);
+    const r = run_scenario(sc, { trace: true });
     // kcompactd did the work: its own scanners moved, and pages migrated.
     expect(r.vmstat.compact_daemon_migrate_scanned).toBeGreaterThan(10_000);
     expect(r.vmstat.compact_daemon_free_scanned).toBeGreaterThan(10_000);
@@ -62,14 +62,46 @@ describe("examples", () => {
     expect(off.vmstat.pgmigrate_success).toBe(0);
     expect(off.thp.attempts).toBe(256);
     expect(off.vmstat.thp_fault_fallback).toBeGreaterThan(off.thp.attempts / 2);
+    // The trace: kcompactd's compact_zone runs and their migrate_pages
+    // batches as slices on its CPU's track (thread 3 of 2 CPUs: CPU 0).
+    const runs = r.trace.filter((e) => e.name === "compact_zone");
+    expect(runs.length).toBeGreaterThan(0);
+    for (const e of runs) {
+      expect(e.args?.thread).toBe("kcompactd0");
+      expect(e.ph).toBe("X");
+      expect(e.tid).toBe(0);
+    }
+    const batches = r.trace.filter((e) => e.name === "migrate_pages");
+    expect(batches.reduce((a, e) => a + Number(e.args?.succeeded), 0)).toBe(
+      r.vmstat.pgmigrate_success,
+    );
+    for (const b of batches) {
+      expect(b.tid).toBe(0);
+      // Inside one of kcompactd's runs.
+      const inside = runs.some((z) => z.ts <= b.ts && b.ts + b.dur! <= z.ts + z.dur! + 1e-6);
+      expect(inside, JSON.stringify(b)).toBe(true);
+    }
   });
 
   it("examples: page cache churn keeps free memory high but scattered", () => {
-    const r = run_scenario(load_scenario(path("page_cache_churn.yaml")));
+    const r = run_scenario(load_scenario(path("page_cache_churn.yaml")), { trace: true });
     const s = at(r, 10_000);
     expect(s.vmstat.nr_free_pages).toBeGreaterThan(0.3 * r.managed_pages);
     expect(s.free_2mib_blocks * 512).toBeLessThan(0.4 * s.vmstat.nr_free_pages);
     expect(r.workload.cache_dropped).toBeGreaterThan(100_000);
+    // The workload and kcompactd contend on the LRU lock: every wait is a
+    // slice on the waiting CPU's track (measured: about 1,000).
+    const lw = r.lock_waits["lruvec->lru_lock"];
+    expect(lw.count).toBeGreaterThan(500);
+    const waits = r.trace.filter((e) => e.name === "wait lruvec->lru_lock");
+    expect(waits).toHaveLength(lw.count);
+    for (const w of waits) {
+      expect(w.ph).toBe("X");
+      expect(w.cat).toBe("lock");
+      expect([0, 1]).toContain(w.tid);
+      expect(w.dur).toBeGreaterThan(0);
+    }
+    expect(waits.reduce((a, w) => a + w.dur!, 0)).toBeCloseTo(lw.wait_ns / 1000, 3);
   });
 
   it("examples: sweep_pollution, one row per grid point; with no kernel memory surviving the 2 MiB blocks come back", async () => {

@@ -83,6 +83,28 @@ describe("scenario runner", () => {
     );
   });
 
+  it("scenario run: keeping a trace (the kernel's migration and compaction observers) changes nothing in the run", () => {
+    // With thp_defrag always, direct compaction runs too (its batches go to its instants).
+    for (const thp_defrag of ["madvise", "always"] as const) {
+      const sc = load_scenario(SMALL);
+      sc.kernel.thp_defrag = thp_defrag;
+      const traced = run_scenario(structuredClone(sc), { trace: true });
+      const plain = run_scenario(structuredClone(sc));
+      expect(traced.trace.some((e) => e.name === "migrate_pages")).toBe(true);
+      expect(traced.digest).toBe(plain.digest);
+      expect(traced.steps).toBe(plain.steps);
+      expect(traced.vmstat).toEqual(plain.vmstat);
+      expect(traced.timeline).toEqual(plain.timeline);
+      // Slices and direct compaction instants together account for every page migrated.
+      let migrated = 0;
+      for (const e of traced.trace) {
+        if (e.name === "migrate_pages") migrated += Number(e.args?.succeeded);
+        if (e.name === "direct_compaction") migrated += Number(e.args?.pgmigrate_success);
+      }
+      expect(migrated).toBe(traced.vmstat.pgmigrate_success);
+    }
+  });
+
   it("scenario run: compact_memory brings back 2 MiB blocks that THP faults then get", () => {
     const sc = parse_scenario(`
 duration: 3s
