@@ -268,6 +268,16 @@ describe("pagesim run", () => {
     expect(data.maps.map((m: { label: string }) => m.label)).toEqual(["start", "2.50 s", "end"]);
     expect(data.maps[2].cells).toMatch(/a/);
     expect(data.maps[2].cells).toHaveLength(data.maps[0].cells.length);
+    // A 256 MiB guest: one cell per page, a 2 MiB pageblock (512 pages) to a row.
+    for (const m of data.maps) {
+      expect(m.pages_per_cell).toBe(1);
+      expect(m.cells_per_row).toBe(512);
+      expect(m.cells).toHaveLength(65_536);
+      expect(m.free).toHaveLength(65_536);
+    }
+    expect(els.some((e) => e.tagName === "p" && text(e).startsWith("One cell per page"))).toBe(
+      true,
+    );
 
     // trace.json: valid Chrome trace-event JSON.
     const trace = JSON.parse(readFileSync(join(out, "trace.json"), "utf8"));
@@ -424,6 +434,13 @@ describe("pagesim run", () => {
     const inflate = ev.filter((e) => e.name === "balloon_inflate");
     expect(inflate.reduce((a, e) => a + Number(e.args.pages), 0)).toBe(196_608);
     for (const e of inflate) expect(e.tid).toBe(0);
+    // An 8 GiB guest's memory picture: one cell per 2 MiB pageblock.
+    const html = readFileSync(join(out, "report.html"), "utf8");
+    const json = html.slice(html.indexOf(">", html.indexOf('id="pagesim-data"')) + 1);
+    const data = JSON.parse(json.slice(0, json.indexOf("</script>")));
+    expect(data.maps[0].pages_per_cell).toBe(512);
+    expect(data.maps[0].cells_per_row).toBe(128);
+    expect(html).toContain("One cell per pageblock (2 MiB)");
     // A reasonable size (measured: about 0.5 MB).
     expect(readFileSync(join(out, "trace.json")).length).toBeLessThan(4 * 2 ** 20);
   }, 120_000);
