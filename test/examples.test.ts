@@ -89,7 +89,7 @@ describe("examples", () => {
     expect(s.vmstat.nr_free_pages).toBeGreaterThan(0.3 * r.managed_pages);
     expect(s.free_2mib_blocks * 512).toBeLessThan(0.4 * s.vmstat.nr_free_pages);
     expect(r.workload.cache_dropped).toBeGreaterThan(100_000);
-    // The workload and kcompactd contend on the LRU lock: every wait is a
+    // Threads contend for the LRU lock: every wait is a
     // slice on the waiting CPU's track (measured: about 1,000).
     const lw = r.lock_waits["lruvec->lru_lock"];
     expect(lw.count).toBeGreaterThan(500);
