@@ -185,7 +185,7 @@ export async function sweep_command(file: string, opts: SweepOptions): Promise<v
   }
   // At most 80 columns on the terminal; the CSV (--out) and --json have them all.
   process.stdout.write(format_table(columns, rows, 80, 1 + sw.keys.length));
-  if (opts.out) process.stdout.write(`\ntable written to ${opts.out}\n`);
+  if (opts.out) process.stdout.write(`\ntable written to:\n  ${opts.out}\n`);
 }
 
 /** Register `pagesim sweep` on the program. */
