@@ -1,6 +1,6 @@
 // The pagesim command as a user runs it: exit codes, messages, the JSON contract,
 // determinism, and the report directory (parsed, not eyeballed).
-import { execFile, spawnSync } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -175,20 +175,50 @@ describe("pagesim run", () => {
   });
 
   it("cli: --help on every command shows an example and exits 0", async () => {
-    const cmds = [["run", "--help"], ["sweep", "--help"], ["--help"]];
+    const cmds = [
+      ["--help"],
+      ["run", "--help"],
+      ["check", "--help"],
+      ["replay", "--help"],
+      ["sweep", "--help"],
+      ["help", "replay"],
+    ];
     const runs = await Promise.all(cmds.map((c) => pagesim_async(...c)));
     for (const [i, cmd] of cmds.entries()) {
       const r = runs[i];
-      expect(r.code, cmd.join(" ")).toBe(0);
-      expect(r.out, cmd.join(" ")).toContain("Example");
+      const what = cmd.join(" ");
+      expect(r.code, what).toBe(0);
+      expect(r.out, what).toMatch(/^Usage: pagesim/);
+      // An "Example:" or "Examples:" section with at least one command under it.
+      expect(r.out, what).toMatch(/\nExamples?:\n {2}pagesim \w+/);
+      // 80 columns (the checker's long example commands are cli/check.ts's).
+      if (cmd[0] === "check") continue;
+      for (const l of r.out.split("\n")) expect(l.length, `${what}: ${l}`).toBeLessThanOrEqual(80);
     }
+    // The command list gives each command's description as one wrapped paragraph.
+    expect(runs[0].out).toContain("run its workload, sample");
+  });
+
+  it("cli: a reader that closes stdout early (pagesim help run | head -3) ends it quietly, exit 0", async () => {
+    const child = spawn(process.execPath, [BIN, "help", "run"], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    // Closed before the command (which takes a while to load) writes anything.
+    child.stdout.destroy();
+    let err = "";
+    child.stderr.on("data", (d) => {
+      err += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(err).toBe("");
+    expect(code).toBe(0);
   });
 
   it("cli: --out writes result.json, metrics.csv, /proc samples, an HTML report and a trace", () => {
     const out = join(tmp(), "report");
     const r = pagesim("run", SMALL, "--quiet", "--out", out);
     expect(r.code).toBe(0);
-    expect(r.out).toContain(`report written to ${out}/report.html`);
+    expect(r.out).toContain(`report written to:\n  ${out}/report.html\n`);
     const res = JSON.parse(readFileSync(join(out, "result.json"), "utf8"));
     expect(res.scenario).toBe("small");
     expect(res.scenario_config.machine.memory).toBe(256 * 1024 ** 2);
@@ -238,6 +268,16 @@ describe("pagesim run", () => {
     expect(data.maps.map((m: { label: string }) => m.label)).toEqual(["start", "2.50 s", "end"]);
     expect(data.maps[2].cells).toMatch(/a/);
     expect(data.maps[2].cells).toHaveLength(data.maps[0].cells.length);
+    // A 256 MiB guest: one cell per page, a 2 MiB pageblock (512 pages) to a row.
+    for (const m of data.maps) {
+      expect(m.pages_per_cell).toBe(1);
+      expect(m.cells_per_row).toBe(512);
+      expect(m.cells).toHaveLength(65_536);
+      expect(m.free).toHaveLength(65_536);
+    }
+    expect(els.some((e) => e.tagName === "p" && text(e).startsWith("One cell per page"))).toBe(
+      true,
+    );
 
     // trace.json: valid Chrome trace-event JSON.
     const trace = JSON.parse(readFileSync(join(out, "trace.json"), "utf8"));
@@ -341,4 +381,67 @@ describe("pagesim run", () => {
     expect(late(on)).toBe(512);
     expect(late(off)).toBeLessThan(0.6 * 512);
   }, 180_000);
+
+  it("cli: the default scenario's output fits 80 columns (the 'reports written' lines too) and its trace has compaction and migration slices on the CPU tracks", () => {
+    // A long --out: the old one-line "reports written to A and B" was 150 columns.
+    const out = join(tmp(), "default-reports");
+    const r = pagesim("run", "--quiet", "--out", out);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toContain(
+      `reports written to:\n  ${out}/report.html\n  ${out}/balloon_compaction_off/report.html\n`,
+    );
+    expect(r.out).toContain("Side by side");
+    for (const l of r.out.split("\n")) expect(l.length, l).toBeLessThanOrEqual(80);
+
+    const trace = JSON.parse(readFileSync(join(out, "trace.json"), "utf8"));
+    type Ev = {
+      name: string;
+      ph: string;
+      tid: number;
+      ts: number;
+      dur: number;
+      args: Record<string, number | string>;
+    };
+    const ev: Ev[] = trace.traceEvents;
+    const tracks = ev.filter((e) => e.name === "thread_name").map((e) => e.tid);
+    expect(tracks).toEqual([0, 1]);
+    // compact_memory on CPU 1: its run, a compact_zone slice per zone inside
+    // it, and migrate_pages batches inside those, accounting for every page.
+    const run = ev.find((e) => e.name === "compact_memory" && e.tid === 1)!;
+    const zones = ev.filter((e) => e.name === "compact_zone");
+    expect(zones.map((z) => z.args.zone)).toEqual(["DMA", "DMA32", "Normal"]);
+    const within = (a: Ev, b: Ev) => b.ts <= a.ts && a.ts + a.dur <= b.ts + b.dur + 1e-6;
+    for (const z of zones) {
+      expect(z.tid).toBe(1);
+      expect(within(z, run)).toBe(true);
+    }
+    const batches = ev.filter((e) => e.name === "migrate_pages");
+    expect(batches.length).toBeGreaterThan(100);
+    const sum = (k: string) => batches.reduce((a, e) => a + Number(e.args[k]), 0);
+    expect(sum("succeeded")).toBe(run.args.pgmigrate_success);
+    expect(sum("balloon_pages")).toBe(run.args.balloon_migrate);
+    expect(sum("balloon_pages")).toBeGreaterThan(30_000);
+    for (const b of batches) {
+      expect(b.ph).toBe("X");
+      expect(b.tid).toBe(1);
+      expect(zones.some((z) => within(b, z))).toBe(true);
+      // Pages left on the list (no target page: -ENOMEM) are neither.
+      expect(Number(b.args.nr_pages)).toBeGreaterThanOrEqual(
+        Number(b.args.succeeded) + Number(b.args.failed),
+      );
+    }
+    // The balloon's inflate batches on its worker's CPU (CPU 0 of 2).
+    const inflate = ev.filter((e) => e.name === "balloon_inflate");
+    expect(inflate.reduce((a, e) => a + Number(e.args.pages), 0)).toBe(196_608);
+    for (const e of inflate) expect(e.tid).toBe(0);
+    // An 8 GiB guest's memory picture: one cell per 2 MiB pageblock.
+    const html = readFileSync(join(out, "report.html"), "utf8");
+    const json = html.slice(html.indexOf(">", html.indexOf('id="pagesim-data"')) + 1);
+    const data = JSON.parse(json.slice(0, json.indexOf("</script>")));
+    expect(data.maps[0].pages_per_cell).toBe(512);
+    expect(data.maps[0].cells_per_row).toBe(128);
+    expect(html).toContain("One cell per pageblock (2 MiB)");
+    // A reasonable size (measured: about 0.5 MB).
+    expect(readFileSync(join(out, "trace.json")).length).toBeLessThan(4 * 2 ** 20);
+  }, 120_000);
 });

@@ -1,7 +1,7 @@
 // Reports of a run with a balloon and a host: the summary's balloon and host
 // rows (80 columns), the side-by-side table, metrics.csv's balloon columns,
 // the HTML report's balloon and host charts (parsed, not eyeballed), and the
-// trace's balloon track with its inflate batches. One small guest.
+// trace's inflate batches on the balloon worker's CPU track. One small guest.
 import { parse } from "parse5";
 import { describe, expect, it } from "vitest";
 import { metrics_csv } from "../src/report/files.ts";
@@ -37,11 +37,33 @@ describe("reports with balloons", () => {
     expect(text).toMatch(/Host: backs 120 MiB of 128 MiB guest RAM \(8 MiB reclaimed\)/);
     expect(text).toMatch(/compact_memory at 2.50 s: free 2 MiB blocks \d+ -> \d+/);
     for (const line of text.split("\n")) expect(line.length).toBeLessThanOrEqual(80);
+    // Two different runs side by side: each column is its own run's.
+    const off = run_scenario({ ...sc, kernel: { ...sc.kernel, balloon_compaction: false } });
+    // (Measured: compact_memory migrates 1,858 pages on, 2,761 off.)
+    expect(off.compaction.pages_migrated).not.toBe(r.compaction.pages_migrated);
+    expect(off.digest).not.toBe(r.digest);
     const table = compare_table([
       { label: "balloon_compaction=on", r, wall_s: 1 },
-      { label: "balloon_compaction=off", r, wall_s: null },
+      { label: "balloon_compaction=off", r: off, wall_s: null },
     ]);
-    expect(table).toMatch(/host memory reclaimed\s+8 MiB\s+8 MiB/);
+    // Labels take 34 columns, then a right-aligned cell of (80 - 34) / 2 per run.
+    const row = (label: string) => {
+      const l = table.split("\n").find((x) => x.startsWith(label))!;
+      return [l.slice(34, 57).trim(), l.slice(57, 80).trim()];
+    };
+    expect(row("Side by side")).toEqual(["balloon_compaction=on", "balloon_compaction=off"]);
+    const n = (v: number) => v.toLocaleString("en-US");
+    expect(row("pgmigrate_success")).toEqual([
+      n(r.compaction.pages_migrated),
+      n(off.compaction.pages_migrated),
+    ]);
+    expect(row("free 2 MiB blocks, before compact")).toEqual([
+      n(r.compact_runs[0].free_2mib_before),
+      n(off.compact_runs[0].free_2mib_before),
+    ]);
+    expect(row("digest")).toEqual([r.digest, off.digest]);
+    expect(row("wall")).toEqual(["1.0 s", "-"]);
+    expect(row("host memory reclaimed")).toEqual(["8 MiB", "8 MiB"]);
     for (const line of table.split("\n")) expect(line.length).toBeLessThanOrEqual(80);
   });
 
@@ -76,15 +98,16 @@ describe("reports with balloons", () => {
     expect(data.series[0].values.at(-1)).toBe(120);
   });
 
-  it("report: the trace has a track per balloon with its inflate and deflate batches", () => {
+  it("report: the trace has the balloon's inflate and deflate batches on its worker's CPU track", () => {
     const t = trace_json(r);
     const names = t.traceEvents
       .filter((e) => e.name === "thread_name")
       .map((e) => [e.tid, e.args?.name]);
+    // One track per CPU and no other: the balloon's worker (thread 3 of a
+    // 2-CPU guest) runs on CPU 0.
     expect(names).toEqual([
       [0, "CPU 0"],
       [1, "CPU 1"],
-      [1000, "balloon b0"],
     ]);
     const batches = t.traceEvents.filter((e) => e.cat === "balloon" && e.ph === "X");
     const pages = (name: string) =>
@@ -92,10 +115,17 @@ describe("reports with balloons", () => {
     expect(pages("balloon_inflate")).toBe(4096);
     expect(pages("balloon_deflate")).toBe(2048);
     for (const e of batches) {
-      expect(e.tid).toBe(1000);
+      expect(e.tid).toBe(0);
       expect(e.dur).toBeGreaterThan(0);
       expect(Number(e.args?.pages)).toBeLessThanOrEqual(256);
     }
     expect(t.traceEvents.some((e) => e.name === "balloon" && e.ph === "C")).toBe(true);
+    // compact_memory's migration batches on CPU 1, with the balloon pages they moved.
+    const mig = t.traceEvents.filter((e) => e.name === "migrate_pages");
+    expect(mig.length).toBeGreaterThan(0);
+    for (const e of mig) expect(e.tid).toBe(1);
+    const sum = (k: string) => mig.reduce((a, e) => a + Number(e.args?.[k]), 0);
+    expect(sum("succeeded")).toBe(r.vmstat.pgmigrate_success);
+    expect(sum("balloon_pages")).toBe(r.vmstat.balloon_migrate);
   });
 });

@@ -51,16 +51,26 @@ describe("scenario runner", () => {
     ]);
     const last = r.timeline[r.timeline.length - 1];
     expect(last.vmstat.nr_free_pages).toBe(r.vmstat.nr_free_pages);
-    // Memory maps at the start, the chosen moment and the end, one cell per pageblock.
+    // Memory maps at the start, the chosen moment and the end; a 256 MiB
+    // guest (65,536 pages) gets one cell per page, a pageblock to a row.
     expect(r.memory_maps.map((mm) => mm.label)).toEqual(["start", "2.50 s", "end"]);
     for (const map of r.memory_maps) {
-      expect(map.cells).toHaveLength(Math.ceil(m.mem.nr_pages / 512));
+      expect(map.pages_per_cell).toBe(1);
+      expect(map.cells_per_row).toBe(512);
+      expect(map.cells).toHaveLength(m.mem.nr_pages);
       expect(map.cells).toMatch(/^[facubixh]+$/);
-      expect(map.free).toMatch(/^[0-9]+$/);
+      expect(map.free).toMatch(/^[09]+$/);
     }
     expect(r.memory_maps[0].cells).not.toMatch(/[acu]/);
-    expect(r.memory_maps[2].cells).toMatch(/a/);
-    expect(r.memory_maps[2].cells).toMatch(/u/);
+    // The end picture counts what the counters count, page by page.
+    const end = r.memory_maps[2];
+    const count = (c: string) => end.cells.split(c).length - 1;
+    expect(count("u")).toBe(r.workload.kernel_pages);
+    expect(count("c")).toBe(r.vmstat.nr_file_pages);
+    expect(count("a")).toBe(r.vmstat.nr_anon_pages + 512 * r.vmstat.nr_anon_transparent_hugepages);
+    expect(count("u")).toBeGreaterThan(0);
+    expect(count("f")).toBeGreaterThanOrEqual(r.vmstat.nr_free_pages); // and the pcp lists'
+    expect(end.free.split("9").length - 1).toBe(count("f"));
   });
 
   it("scenario run: the same seed gives the same digest and result; other seeds other digests (property)", () => {
@@ -81,6 +91,28 @@ describe("scenario runner", () => {
       }),
       { numRuns: 4, seed: 7 },
     );
+  });
+
+  it("scenario run: keeping a trace (the kernel's migration and compaction observers) changes nothing in the run", () => {
+    // With thp_defrag always, direct compaction runs too (its batches go to its instants).
+    for (const thp_defrag of ["madvise", "always"] as const) {
+      const sc = load_scenario(SMALL);
+      sc.kernel.thp_defrag = thp_defrag;
+      const traced = run_scenario(structuredClone(sc), { trace: true });
+      const plain = run_scenario(structuredClone(sc));
+      expect(traced.trace.some((e) => e.name === "migrate_pages")).toBe(true);
+      expect(traced.digest).toBe(plain.digest);
+      expect(traced.steps).toBe(plain.steps);
+      expect(traced.vmstat).toEqual(plain.vmstat);
+      expect(traced.timeline).toEqual(plain.timeline);
+      // Slices and direct compaction instants together account for every page migrated.
+      let migrated = 0;
+      for (const e of traced.trace) {
+        if (e.name === "migrate_pages") migrated += Number(e.args?.succeeded);
+        if (e.name === "direct_compaction") migrated += Number(e.args?.pgmigrate_success);
+      }
+      expect(migrated).toBe(traced.vmstat.pgmigrate_success);
+    }
   });
 
   it("scenario run: compact_memory brings back 2 MiB blocks that THP faults then get", () => {

@@ -87,7 +87,9 @@ describe("pagesim sweep", () => {
     // The worker's digest is the digest of the same scenario run here.
     const sw = load_sweep(join(dir, "sweep.yaml"));
     for (const p of sw.points) expect(rows[p.index].digest).toBe(run_scenario(p.scenario).digest);
-    // The printed table has the same rows.
+    // The printed table has the same rows, within 80 columns.
+    for (const l of r.out.split("\n")) expect(l.length, l).toBeLessThanOrEqual(80);
+    expect(r.out).toContain(`table written to:\n  ${csv}\n`);
     const printed = r.out.split("\n").filter((l) => /^ +\d+ /.test(l));
     expect(printed.map((l) => l.trim().split(/ +/).at(-1))).toEqual(rows.map((x) => x.digest));
     const j = JSON.parse(pagesim("sweep", join(dir, "sweep.yaml"), "--json", "--workers", "1").out);

@@ -11,6 +11,8 @@
  *
  * Exit codes: 0 success, 1 a failure of the model (a kernel BUG), 2 bad
  * arguments or configuration (with a message naming what was wrong).
+ * A reader that closes stdout early (`pagesim help run | head -3`) ends the
+ * command quietly with exit 0 (EPIPE is not an error of ours).
  */
 
 import { Command, CommanderError } from "commander";
@@ -32,6 +34,12 @@ export function build_program(): Command {
     )
     .version("0.1.0")
     .showHelpAfterError("(run with --help for usage)")
+    // The command list shows each description on one line, wrapped by
+    // commander at the terminal's width (80 off a terminal), not at the
+    // line breaks written for the command's own --help.
+    .configureHelp({
+      subcommandDescription: (cmd) => cmd.summary() || cmd.description().replace(/\s*\n\s*/g, " "),
+    })
     .addHelpText(
       "after",
       "\nExamples:\n  pagesim run\n  pagesim run examples/thp_compact_memory.yaml --out out/thp\n  pagesim sweep examples/sweep_pollution.yaml --workers 2",
@@ -74,4 +82,16 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * Quit quietly when the reader of stdout has gone (EPIPE): the output is not
+ * wanted any more, which is not a failure.
+ */
+function exit_on_epipe(stream: NodeJS.WriteStream): void {
+  stream.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
+}
+
+exit_on_epipe(process.stdout);
 process.exitCode = await main(process.argv.slice(2));

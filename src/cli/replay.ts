@@ -30,6 +30,14 @@ export function register_replay(program: Command): void {
     .description("Re-run a counterexample trace written by `pagesim check`, step by step.")
     .argument("<file>", "trace file (JSON)")
     .option("--json", "print one JSON object")
+    .addHelpText(
+      "after",
+      "\nExamples:\n" +
+        "  pagesim check --era 2016 --drop-rule recheck-movable-under-page-lock \\\n" +
+        "      --trace bug.json    # write a counterexample\n" +
+        "  pagesim replay bug.json\n" +
+        "  pagesim replay bug.json --json",
+    )
     .action((file: string, opts: { json?: boolean }) => {
       throw new ExitStatus(replay_command(file, opts.json === true));
     });

@@ -204,7 +204,7 @@ export function run_command(file: string | undefined, opts: RunOptions): void {
     }
     out.write(summary(r, wall_s));
     for (const [path, text] of Object.entries(r.final_proc)) out.write(`\n${path}:\n${text}`);
-    if (opts.out !== undefined) out.write(`\nreport written to ${opts.out}/report.html\n`);
+    if (opts.out !== undefined) out.write(reports_written([`${opts.out}/report.html`]));
     return;
   }
   const runs: { label: string; r: ScenarioResult; wall_s: number; sc: Scenario }[] = [];
@@ -233,8 +233,20 @@ export function run_command(file: string | undefined, opts: RunOptions): void {
   for (const [path, text] of Object.entries(runs[0].r.final_proc)) out.write(`\n${path}:\n${text}`);
   if (opts.out !== undefined)
     out.write(
-      `\nreports written to ${opts.out}/report.html and ${opts.out}/${runs[1].label.replace("=", "_")}/report.html\n`,
+      reports_written([
+        `${opts.out}/report.html`,
+        `${opts.out}/${runs[1].label.replace("=", "_")}/report.html`,
+      ]),
     );
+}
+
+/**
+ * Where the reports went, one path per line (indented) so a long --out
+ * stays within 80 columns as far as the path itself allows.
+ */
+export function reports_written(paths: string[]): string {
+  const head = paths.length === 1 ? "report written to:" : "reports written to:";
+  return `\n${head}\n${paths.map((p) => `  ${p}\n`).join("")}`;
 }
 
 /** The --json object: the result without the bulky parts that --out writes. */
@@ -292,7 +304,7 @@ export function register_run(program: Command): void {
     )
     .option(
       "--proc <files>",
-      `files to print at the end: ${Object.keys(PROC_FILES).join(",")}`,
+      `files to print at the end, comma-separated: ${Object.keys(PROC_FILES).join(", ")}`,
       proc_list,
       [],
     )

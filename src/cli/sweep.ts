@@ -3,7 +3,8 @@
  * expand the sweep's grid (sim/sweep.ts), validate every point before any
  * runs, run the points on a pool of worker threads, and print one table
  * with one row per grid point (in grid order, whatever order the workers
- * finish in); --out also writes it as CSV. A progress bar (grid points
+ * finish in), as many result columns as fit in 80 columns (a last line
+ * names the others); --out writes the whole table as CSV, --json prints it. A progress bar (grid points
  * finished, ETA) appears on a terminal after a second, not with --quiet
  * or --json.
  *
@@ -78,16 +79,76 @@ export async function run_sweep(
   return rows as SweepRow[];
 }
 
-/** The table as aligned text (numbers right-aligned). */
-export function format_table(columns: string[], rows: SweepRow[]): string {
-  const cells = rows.map((r) => columns.map((c) => String(r[c] ?? "")));
-  const width = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i].length)));
+/**
+ * The result columns the terminal shows first when not all fit in 80
+ * columns (the CSV and --json keep every column, in SWEEP_COLUMNS order).
+ */
+const TERMINAL_ORDER = [
+  "thp_success_pct",
+  "free_2mib_end",
+  "digest",
+  "free_2mib_min",
+  "pgmigrate_success",
+  "balloon_migrate",
+  "host_reclaimed_mib",
+  "fault_failures",
+  "free_mib_end",
+  "thp_attempts",
+  "compact_runs",
+];
+
+/**
+ * The table as aligned text (numbers right-aligned). With `max_width`, the
+ * first `keep` columns (the point and the grid's keys) always show and the
+ * result columns follow in TERMINAL_ORDER while they fit; a last line names
+ * the columns left out.
+ */
+export function format_table(
+  columns: string[],
+  rows: SweepRow[],
+  max_width = Number.POSITIVE_INFINITY,
+  keep = columns.length,
+): string {
+  const width_of = (c: string) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? "").length));
+  const shown = columns.slice(0, keep);
+  let used = shown.reduce((a, c) => a + width_of(c) + 2, -2);
+  const rest = columns.slice(keep);
+  const order = [
+    ...TERMINAL_ORDER.filter((c) => rest.includes(c)),
+    ...rest.filter((c) => !TERMINAL_ORDER.includes(c)),
+  ];
+  const left_out: string[] = [];
+  for (const c of order) {
+    if (used + 2 + width_of(c) <= max_width) {
+      shown.push(c);
+      used += 2 + width_of(c);
+    } else left_out.push(c);
+  }
+  // Back in the table's own column order.
+  const cols = columns.filter((c) => shown.includes(c));
+  const width = cols.map(width_of);
   const line = (vals: string[]) =>
     vals
       .map((v, i) => (/^-?[\d.]+$/.test(v) ? v.padStart(width[i]) : v.padEnd(width[i])))
       .join("  ")
       .trimEnd();
-  return `${[line(columns), ...cells.map(line)].join("\n")}\n`;
+  const cells = rows.map((r) => cols.map((c) => String(r[c] ?? "")));
+  const note = left_out.length ? [`(not shown: ${left_out.join(", ")}; see --out or --json)`] : [];
+  return `${[line(cols), ...cells.map(line), ...note.map(wrap_words)].join("\n")}\n`;
+}
+
+/** Words wrapped at 80 columns, continuation lines indented by one. */
+function wrap_words(text: string): string {
+  const out: string[] = [];
+  let line = "";
+  for (const w of text.split(" ")) {
+    if (line && line.length + 1 + w.length > 80) {
+      out.push(line);
+      line = ` ${w}`;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  out.push(line);
+  return out.join("\n");
 }
 
 export function table_csv(columns: string[], rows: SweepRow[]): string {
@@ -105,9 +166,8 @@ export async function sweep_command(file: string, opts: SweepOptions): Promise<v
   }
   const workers = opts.workers ?? Math.min(2, availableParallelism());
   if (!opts.json) {
-    process.stdout.write(
-      `pagesim sweep: ${sw.name}, ${sw.points.length} grid points (${sw.keys.join(" x ")}) on ${Math.min(workers, sw.points.length)} worker(s)\n\n`,
-    );
+    const head = `pagesim sweep: ${sw.name}, ${sw.points.length} grid points (${sw.keys.join(" x ")}) on ${Math.min(workers, sw.points.length)} worker(s)`;
+    process.stdout.write(`${wrap_words(head)}\n\n`);
   }
   const show_progress = !opts.quiet && !opts.json && process.stdout.isTTY === true;
   const bar = show_progress ? new SweepProgress(process.stderr, sw.points.length) : null;
@@ -123,8 +183,9 @@ export async function sweep_command(file: string, opts: SweepOptions): Promise<v
     process.stdout.write(`${JSON.stringify({ sweep: sw.name, columns, rows })}\n`);
     return;
   }
-  process.stdout.write(format_table(columns, rows));
-  if (opts.out) process.stdout.write(`\ntable written to ${opts.out}\n`);
+  // At most 80 columns on the terminal; the CSV (--out) and --json have them all.
+  process.stdout.write(format_table(columns, rows, 80, 1 + sw.keys.length));
+  if (opts.out) process.stdout.write(`\ntable written to:\n  ${opts.out}\n`);
 }
 
 /** Register `pagesim sweep` on the program. */

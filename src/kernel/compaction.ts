@@ -131,6 +131,7 @@ import {
   NR_INACTIVE_FILE,
   NR_ISOLATED_ANON,
   NR_ISOLATED_FILE,
+  PGMIGRATE_SUCCESS,
 } from "./vmstat_items.ts";
 
 /** Pages isolated per round, and the scanners' lock-drop interval. */
@@ -1377,6 +1378,10 @@ export function* compact_zone(
   const zone = cc.zone;
   const begin = compact_zone_begin(m, cc);
   if (begin !== COMPACT_CONTINUE) return begin;
+  // For an observer (trace export) only: when, and the migrations before.
+  const obs = mm.observer?.compact_zone;
+  const t0_ns = obs ? rt.now() : 0;
+  const migrated0 = obs ? m.vm_events[PGMIGRATE_SUCCESS] : 0;
   let last_migrated_pfn = 0;
   let update_cached =
     cc.mode === MIGRATE_ASYNC &&
@@ -1447,6 +1452,16 @@ export function* compact_zone(
     last_migrated_pfn = check_drain(rt, m, cc, last_migrated_pfn);
   }
   compact_zone_end(rt, m, cc);
+  obs?.(rt, {
+    t0_ns,
+    zone: zone.name,
+    order: cc.order,
+    mode: cc.mode,
+    result: ret,
+    migrate_scanned: cc.total_migrate_scanned,
+    free_scanned: cc.total_free_scanned,
+    nr_migrated: m.vm_events[PGMIGRATE_SUCCESS] - migrated0,
+  });
   return ret;
 }
 

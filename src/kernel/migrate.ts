@@ -74,7 +74,65 @@ import {
   RULE_NEWPAGE_FATE_BEFORE_UNLOCK,
   rule_holds,
 } from "./rules.ts";
-import { NR_MLOCK, PGMIGRATE_FAIL, PGMIGRATE_SUCCESS } from "./vmstat_items.ts";
+import { BALLOON_MIGRATE, NR_MLOCK, PGMIGRATE_FAIL, PGMIGRATE_SUCCESS } from "./vmstat_items.ts";
+
+/**
+ * Observers of migration and compaction, for trace export
+ * (sim/scenario_run.ts). Each is called once the work is done, with what
+ * it did; an observer only reads, so a run with observers takes the same
+ * steps and ends in the same state as one without. The checker sets none.
+ * They hang off MmState (the augmentation below) so that no other kernel
+ * structure changes for them.
+ */
+export interface MmObserver {
+  /** A migrate_pages() call (one batch: compaction's up to 32 pages). */
+  migrate_pages?: (rt: Runtime, b: MigrateBatch) => void;
+  /** A compact_zone() run that got past its start (not an early return). */
+  compact_zone?: (rt: Runtime, r: CompactZoneRun) => void;
+}
+
+export interface MigrateBatch {
+  /** Simulated time when the call began. */
+  t0_ns: number;
+  /** Pages on the list at the start. */
+  nr_pages: number;
+  nr_succeeded: number;
+  nr_failed: number;
+  /** balloon_migrate events during the call: balloon pages moved. */
+  nr_balloon: number;
+  /** MR_* reason. */
+  reason: number;
+}
+
+export interface CompactZoneRun {
+  t0_ns: number;
+  zone: string;
+  /** -1 for a full compaction (compact_memory). */
+  order: number;
+  /** MIGRATE_ASYNC, MIGRATE_SYNC_LIGHT or MIGRATE_SYNC. */
+  mode: number;
+  /** The compact_result it returned. */
+  result: number;
+  migrate_scanned: number;
+  free_scanned: number;
+  /** pgmigrate_success during the run. */
+  nr_migrated: number;
+}
+
+declare module "./mm/state.ts" {
+  interface MmState {
+    /** Trace observers (see MmObserver); unset unless a trace is kept. */
+    observer?: MmObserver;
+  }
+}
+
+/** Pages on the list `head` (for observers only: a walk of the list). */
+function list_count(mm: MmState, head: number): number {
+  const mem = mm.m.mem;
+  let n = 0;
+  for (let p = mem.lru_next[head]; p !== head && n <= mem.nr_pages; p = mem.lru_next[p]) n++;
+  return n;
+}
 
 // enum migrate_mode
 export const MIGRATE_ASYNC = 0;
@@ -123,8 +181,11 @@ export function* migrate_pages(
   mode: number,
   reason: number,
 ): StepOf<number> {
-  void reason;
   const mem = mm.m.mem;
+  const obs = mm.observer?.migrate_pages;
+  const t0_ns = obs ? rt.now() : 0;
+  const nr_pages = obs ? list_count(mm, from) : 0;
+  const balloon0 = obs ? mm.m.vm_events[BALLOON_MIGRATE] : 0;
   let nr_succeeded = 0;
   let nr_failed = 0;
   let retry = 1;
@@ -153,6 +214,14 @@ export function* migrate_pages(
   }
   mm.m.vm_events[PGMIGRATE_SUCCESS] += nr_succeeded;
   mm.m.vm_events[PGMIGRATE_FAIL] += nr_failed;
+  obs?.(rt, {
+    t0_ns,
+    nr_pages,
+    nr_succeeded,
+    nr_failed,
+    nr_balloon: mm.m.vm_events[BALLOON_MIGRATE] - balloon0,
+    reason,
+  });
   return rc;
 }
 

@@ -3,8 +3,10 @@
  * simulated time (uPlot, inlined from node_modules with its stylesheet) of
  * free memory by order, memory use, free 2 MiB blocks, THP faults and
  * compaction work, and with balloons the balloon size (target against
- * actual, and balloon pages migrated) and host memory per guest, and pictures of physical memory (one cell per pageblock,
- * coloured by what it holds; see sim/sample.ts) at the start, chosen
+ * actual, and balloon pages migrated) and host memory per guest, and
+ * pictures of physical memory (one cell per pageblock, or per page on a
+ * machine of up to 256 MiB, coloured by what it holds; see sim/sample.ts)
+ * at the start, chosen
  * moments and the end. The run's data sits in one JSON script element
  * (id "pagesim-data"); the page draws from it, so the file works offline.
  */
@@ -185,8 +187,8 @@ function shade(hex, free) {
 }
 for (const cv of document.querySelectorAll("canvas.memmap")) {
   const m = D.maps[Number(cv.dataset.map)];
-  const per_row = D.cells_per_row;
-  const px = m.cells.length <= 1024 ? 7 : m.cells.length <= 8192 ? 5 : 3;
+  const per_row = m.cells_per_row;
+  const px = m.cells.length <= 1024 ? 7 : m.cells.length <= 8192 ? 5 : per_row >= 512 ? 2 : 3;
   const rows = Math.ceil(m.cells.length / per_row);
   cv.width = per_row * px; cv.height = rows * px;
   const g = cv.getContext("2d");
@@ -216,7 +218,13 @@ function balloon_rows(r: ScenarioResult): string {
 export function report_html(r: ScenarioResult): string {
   const { js, css } = uplot_assets();
   const cs = charts(r);
-  const per_cell = r.memory_maps[0]?.pages_per_cell ?? 512;
+  const m0 = r.memory_maps[0];
+  const per_cell = m0?.pages_per_cell ?? 512;
+  const per_row = m0?.cells_per_row ?? 128;
+  const cell_text =
+    per_cell === 1
+      ? `One cell per page (a small machine), ${per_row} to a row (one ${format_size(per_row * 4096)} pageblock per row)`
+      : `One cell per pageblock (${format_size(per_cell * 4096)}), ${per_row} to a row (${format_size(per_cell * 4096 * per_row)})`;
   const data = {
     scenario: r.scenario,
     seed: r.seed,
@@ -224,7 +232,6 @@ export function report_html(r: ScenarioResult): string {
     digest: r.digest,
     t: r.timeline.map((s) => s.t_ns / 1e9),
     charts: cs,
-    cells_per_row: 128,
     maps: r.memory_maps,
   };
   const legend = Object.entries(MAP_COLOURS)
@@ -265,7 +272,7 @@ ${balloon_rows(r)}<tr><td>digest</td><td><code>${esc(r.digest)}</code></td></tr>
 <h2>Over simulated time</h2>
 ${cs.map((c) => `<div class="chart" id="${c.id}"></div>`).join("\n")}
 <h2>Physical memory</h2>
-<p>One cell per pageblock (${format_size(per_cell * 4096)}), 128 to a row (${format_size(per_cell * 4096 * 128)}), lowest address top left; paler cells are partly free. ${legend}</p>
+<p>${cell_text}, lowest address top left; paler cells are partly free. ${legend}</p>
 ${maps}
 ${json_script("pagesim-data", data)}
 <script>${PAGE_SCRIPT}</script>

@@ -8,6 +8,8 @@
  * peak against host memory), lock waits, what the workload did, and the
  * digest; and compare_table(), several runs of one scenario side by side
  * (the default's balloon compaction on and off). Reads only results.
+ * Several guests on one host: the detailed sections are the first guest's,
+ * each labelled with its name, and every guest has two lines under Host.
  */
 
 import type { ScenarioResult } from "../sim/scenario_run.ts";
@@ -49,8 +51,20 @@ export function summary(r: ScenarioResult, wall_s: number | null): string {
   const lines: string[] = [];
   const start = sum_orders(r.buddyinfo_start);
   const end = sum_orders(r.buddyinfo);
+  // With several guests, say whose sections these are.
+  const who = r.guests.length > 1 ? r.guests[0].name : null;
+  const of = who ? ` (${who})` : "";
   lines.push("");
-  lines.push("Free memory by order (all zones)      start                    end");
+  if (who) {
+    lines.push(
+      `${who}, 1 of ${r.guests.length} guests: sections marked (${who}) are its own; ` +
+        "all under Host.",
+    );
+  }
+  lines.push(
+    `Free memory by order${who ? `, ${who}` : " (all zones)"}`.padEnd(38) +
+      "start                    end",
+  );
   lines.push("order  block        blocks          MiB       blocks          MiB");
   let tot0 = 0;
   let tot1 = 0;
@@ -71,19 +85,19 @@ export function summary(r: ScenarioResult, wall_s: number | null): string {
   const last = r.timeline[r.timeline.length - 1];
   if (first && last) {
     lines.push(
-      `free 2 MiB blocks: ${n(first.free_2mib_blocks)} at the start, ${n(last.free_2mib_blocks)} at the end ` +
+      `free 2 MiB blocks${of}: ${n(first.free_2mib_blocks)} at the start, ${n(last.free_2mib_blocks)} at the end ` +
         `(lowest ${n(Math.min(...r.timeline.map((s) => s.free_2mib_blocks)))})`,
     );
   }
   lines.push("");
   const t = r.thp;
   lines.push(
-    `THP faults: ${n(t.attempts)} tried, ${n(t.success)} succeeded (${pct(t.success, t.attempts)}), ` +
+    `THP faults${of}: ${n(t.attempts)} tried, ${n(t.success)} succeeded (${pct(t.success, t.attempts)}), ` +
       `${n(r.vmstat.thp_fault_fallback ?? 0)} fell back`,
   );
   const c = r.compaction;
   lines.push(
-    `Compaction: ${n(c.runs)} compact_memory run(s); ${n(c.pages_migrated)} pages migrated, ` +
+    `Compaction${of}: ${n(c.runs)} compact_memory run(s); ${n(c.pages_migrated)} pages migrated, ` +
       `${n(c.migrate_failures)} failed`,
   );
   lines.push(
@@ -105,10 +119,10 @@ export function summary(r: ScenarioResult, wall_s: number | null): string {
     );
   }
   lines.push(...balloon_lines(r));
-  lines.push(...lock_lines(r));
+  lines.push(...lock_lines(r, of));
   const wl = r.workload;
   lines.push(
-    `Workload: ${n(wl.anon_faults)} anon faults (${n(wl.anon_fault_failures)} failed), ${n(wl.anon_freed)} freed; ` +
+    `Workload${of}: ${n(wl.anon_faults)} anon faults (${n(wl.anon_fault_failures)} failed), ${n(wl.anon_freed)} freed; ` +
       `page cache +${n(wl.cache_added)} -${n(wl.cache_dropped)} pages`,
   );
   lines.push(
@@ -166,9 +180,13 @@ function balloon_lines(r: ScenarioResult): string[] {
         const s = r.guests[i];
         lines.push(
           `  ${g.name}: backed ${size(g.backed_pages)}, ballooned ${size(g.ballooned_pages)}` +
-            (s
-              ? `; THP ${pct(s.thp.success, s.thp.attempts)}, free 2 MiB blocks ${n(s.free_2mib_end)}`
-              : ""),
+            (s ? `; THP ${n(s.thp.success)} of ${n(s.thp.attempts)}` : ""),
+        );
+        if (!s) continue;
+        lines.push(
+          `    free 2 MiB blocks ${n(s.free_2mib_start)} -> ${n(s.free_2mib_end)}; ` +
+            `migrated ${n(s.pages_migrated)} (${n(s.balloon_migrate)} balloon); ` +
+            `${n(s.fault_failures)} failed allocs`,
         );
       }
     }
@@ -176,13 +194,13 @@ function balloon_lines(r: ScenarioResult): string[] {
   return lines;
 }
 
-function lock_lines(r: ScenarioResult): string[] {
+function lock_lines(r: ScenarioResult, of: string): string[] {
   const top = Object.entries(r.lock_waits)
     .sort((a, b) => b[1].wait_ns - a[1].wait_ns)
     .slice(0, 3);
   if (!top.length) return [];
   return [
-    `Lock waits: ${top.map(([k, w]) => `${k} ${n(w.count)} (${format_duration(w.wait_ns)})`).join(", ")}`,
+    `Lock waits${of}: ${top.map(([k, w]) => `${k} ${n(w.count)} (${format_duration(w.wait_ns)})`).join(", ")}`,
   ];
 }
 

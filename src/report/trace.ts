@@ -1,18 +1,23 @@
 /**
  * report/trace.ts: a run's trace in the Chrome trace-event JSON format
  * (the "JSON Object Format" Perfetto and chrome://tracing open): one track
- * per simulated CPU (thread_name metadata "CPU n") with the workload's
- * events and compact_memory runs as complete ("X") events carrying their
- * counters (pages migrated, scanned), THP fault fallbacks and failed
- * allocations as instant ("i") events, and counters ("C": memory use, free
- * 2 MiB blocks, pages migrated, THP faults) at every sample. Times are
- * microseconds of simulated time. Lock waits are "wait <lock class>"
- * slices on the waiting CPU's track. With balloons, each device has its own
- * track ("balloon NAME") with its inflate and deflate batches (the
- * virtqueue round trip the driver waited for, with the pages in the batch),
- * and a "balloon" counter (target, size, pages migrated, host-backed pages)
- * at every sample. Direct compaction stalls do not appear: the model has no
- * direct compaction yet (the allocator's seam is empty).
+ * per simulated CPU (thread_name metadata "CPU n"; threads beyond the CPUs
+ * share CPU 0's, as in the model). On a CPU's track, as complete ("X")
+ * events: the workload's events; compact_memory runs with their counters;
+ * a "compact_zone" slice per zone compacted by kcompactd or compact_memory
+ * (zone, order, mode, result, pages scanned and migrated) and inside it a
+ * "migrate_pages" slice per migration batch (nr_pages, succeeded, failed,
+ * balloon_pages); balloon inflate and deflate batches on the driver
+ * worker's CPU (the virtqueue round trip it waited for, with the pages in
+ * the batch); and lock waits ("wait <lock class>"). As instant ("i")
+ * events: THP fault fallbacks, failed allocations and direct compaction
+ * stalls. Direct compaction runs inline inside the allocating thread's
+ * step, in no simulated time (a documented simplification), so a stall is
+ * an instant with its order, priority, result and the batches it migrated,
+ * not a slice. Counters ("C": memory use, free 2 MiB blocks, pages
+ * migrated, THP faults, and with balloons target, size, balloon_migrate
+ * and host-backed pages) at every sample. Times are microseconds of
+ * simulated time.
  */
 
 import type { ScenarioResult } from "../sim/scenario_run.ts";

@@ -60,9 +60,6 @@ const FEATURE_BITS: Record<Scenario["balloons"][number]["features"][number], num
   stats_vq: VIRTIO_BALLOON_F_STATS_VQ,
 };
 
-/** Trace track (tid) of balloon device i: after the CPUs' tracks. */
-export const BALLOON_TRACK_BASE = 1000;
-
 /**
  * When each virtio-balloon feature reached the driver (mainline release)
  * and the first era whose last release has it. STATS_VQ (v2.6.34) is in
@@ -154,14 +151,14 @@ export function attach_balloons(
     era: ERAS[sc.era].balloon,
     compaction: sc.kernel.balloon_compaction,
   });
-  sc.balloons.forEach((b, i) => {
+  sc.balloons.forEach((b) => {
     let features = 0;
     for (const f of b.features) features |= 1 << FEATURE_BITS[f];
     const name = (sc.host?.guests ?? 1) > 1 ? `${guest_name}:${b.name}` : b.name;
     const { hg } = attach_virtio_balloon(bc, host, { name, features });
     w.balloons.push(hg);
     if (b.initial > 0) hg.set_target_pages(Math.floor(b.initial / PAGE_SIZE));
-    if (w.trace) trace_buffers(w, hg, i);
+    if (w.trace) trace_buffers(w, hg);
   });
   w.host = host;
   return bc;
@@ -173,13 +170,14 @@ export function balloon_threads(w: World): { name: string; body: (rt: Runtime) =
 }
 
 /**
- * Inflate and deflate batches on the device's trace track: every buffer the
+ * Inflate and deflate batches on the trace, on the CPU track of the
+ * driver's worker that ran them: every buffer the
  * host answers on the inflate or deflate queue while the driver's worker
  * holds balloon_lock (a resize batch; compaction's one-page migration
  * messages and deflate-on-OOM are counted in vmstat instead), drawn as the
  * round trip it waited for.
  */
-function trace_buffers(w: World, hg: HostGuest, i: number): void {
+function trace_buffers(w: World, hg: HostGuest): void {
   const vb = hg.vb;
   hg.on_buffer = (q, _buf, _start, n) => {
     if (q !== VQ_INFLATE && q !== VQ_DEFLATE) return;
@@ -193,7 +191,7 @@ function trace_buffers(w: World, hg: HostGuest, i: number): void {
       ts: Math.max(0, t - hg.latency_ns) / 1000,
       dur: hg.latency_ns / 1000,
       pid: 1,
-      tid: BALLOON_TRACK_BASE + i,
+      tid: owner < w.m.nr_cpus ? owner : 0,
       args: { pages: n, balloon_pages: vb.num_pages, target_pages: vb.config_num_pages },
     });
   };

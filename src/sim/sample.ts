@@ -25,6 +25,8 @@ import {
   get_pageblock_migratetype,
   PAGE_MAPPING_ANON,
   PAGE_MAPPING_MOVABLE,
+  PAGE_ORDER_MASK,
+  PAGE_ORDER_SHIFT,
   PG_isolated,
   PG_reserved,
   PGTY_balloon,
@@ -112,13 +114,25 @@ export function take_proc_snapshot(m: Machine, t_ns: number): ProcSnapshot {
 export interface MemoryMap {
   t_ns: number;
   label: string;
-  /** Pages per cell (the pageblock size). */
+  /** Pages per cell: 1 on a small machine, else the pageblock size. */
   pages_per_cell: number;
-  /** One character per pageblock from pfn 0 (see the header). */
+  /** Cells per row of the picture: one pageblock per row when a cell is a page. */
+  cells_per_row: number;
+  /** One character per cell from pfn 0 (see the header). */
   cells: string;
-  /** Free share of each cell in tenths, '0'..'9'. */
+  /** Free share of each cell in tenths, '0'..'9' ('9' for a free page). */
   free: string;
 }
+
+/**
+ * Machines up to this many pages (256 MiB) get one cell per page: they
+ * have at most 128 pageblocks, too few for a per-pageblock picture to show
+ * where in a block the pages are, and 65,536 cells (512 to a row, one
+ * pageblock per row) still draw in a 1024 x 256 pixel canvas and take
+ * 128 KiB of the report per picture. Larger machines get one cell per
+ * pageblock.
+ */
+export const MEMORY_MAP_PER_PAGE_MAX = 65_536;
 
 /**
  * The picture of physical memory. `thp_block[b]` marks pageblocks that hold
@@ -130,6 +144,7 @@ export function memory_map(
   label: string,
   thp_block: Uint8Array,
 ): MemoryMap {
+  if (m.mem.nr_pages <= MEMORY_MAP_PER_PAGE_MAX) return memory_map_pages(m, t_ns, label, thp_block);
   const mem = m.mem;
   const order = mem.pageblock_order;
   const per = 1 << order;
@@ -197,5 +212,85 @@ export function memory_map(
     cells[b] = c;
   }
   const dec = new TextDecoder();
-  return { t_ns, label, pages_per_cell: per, cells: dec.decode(cells), free: dec.decode(free) };
+  return {
+    t_ns,
+    label,
+    pages_per_cell: per,
+    cells_per_row: 128,
+    cells: dec.decode(cells),
+    free: dec.decode(free),
+  };
+}
+
+/**
+ * memory_map() with one cell per page, by the same rules as a pageblock's
+ * (a free page on a per-CPU list is free, as in the pageblock picture).
+ */
+function memory_map_pages(
+  m: Machine,
+  t_ns: number,
+  label: string,
+  thp_block: Uint8Array,
+): MemoryMap {
+  const mem = m.mem;
+  const order = mem.pageblock_order;
+  const nr = mem.nr_pages;
+  // Everything starts as a hole ('h', not free); the zones' pages overwrite it.
+  const cells = new Uint8Array(nr).fill(104);
+  const free = new Uint8Array(nr).fill(48);
+  for (const z of m.populated) {
+    let pfn = z.zone_start_pfn;
+    while (pfn < z.zone_end_pfn) {
+      const pt = mem.page_type[pfn];
+      if (pt === PGTY_buddy) {
+        const n = Math.min(2 ** mem.page_private[pfn], z.zone_end_pfn - pfn); // buddy_order()
+        cells.fill(102, pfn, pfn + n); // f
+        free.fill(57, pfn, pfn + n);
+        pfn += n;
+        continue;
+      }
+      const flags = mem.flags[pfn];
+      let c: number;
+      if (thp_block[pfn >> order])
+        c = 97; // a
+      else if (flags & (1 << PG_reserved))
+        c = 120; // x
+      else if (
+        flags & (1 << PG_isolated) ||
+        get_pageblock_migratetype(mem, pfn) === MIGRATE_ISOLATE
+      )
+        c = 105; // i
+      else if (pt === PGTY_balloon || pt === PGTY_offline)
+        c = 98; // b
+      else if (mem._refcount[pfn] === 0)
+        c = 102; // f
+      else {
+        const mapping = mem.mapping[pfn];
+        if (mapping === 0)
+          c = 117; // u
+        else if (mapping & PAGE_MAPPING_MOVABLE)
+          c = 98; // b
+        else c = mapping & PAGE_MAPPING_ANON ? 97 : 99; // a, c
+      }
+      // An allocated block's head records its order; the other pages of a
+      // block that is not compound have no state of their own (refcount 0),
+      // so the whole block takes the head's colour.
+      const n =
+        c !== 102 && mem._refcount[pfn] > 0
+          ? Math.min(1 << ((flags & PAGE_ORDER_MASK) >>> PAGE_ORDER_SHIFT), z.zone_end_pfn - pfn)
+          : 1;
+      cells.fill(c, pfn, pfn + n);
+      if (c === 102) free[pfn] = 57;
+      pfn += n;
+    }
+  }
+  const dec = new TextDecoder();
+  return {
+    t_ns,
+    label,
+    pages_per_cell: 1,
+    cells_per_row: 1 << order,
+    cells: dec.decode(cells),
+    free: dec.decode(free),
+  };
 }

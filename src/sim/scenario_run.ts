@@ -71,7 +71,6 @@ import type { EventItem, GeneratorItem, Scenario } from "../workload/scenario.ts
 import { format_duration } from "../workload/units.ts";
 import {
   attach_balloons,
-  BALLOON_TRACK_BASE,
   type BalloonResult,
   balloon_problems,
   balloon_results,
@@ -691,9 +690,10 @@ function start_guest(
   // thread's step, and kcompactd as a thread of its own that sleeps until
   // woken or until its proactive timeout (not a main thread: the run ends
   // without it).
+  const traced = w.trace ? trace_compaction(w) : null;
   if (sc.kernel.direct_compaction) {
     install_direct_compaction(mm, e);
-    trace_direct_compaction(w);
+    if (traced) trace_direct_compaction(w, traced);
   }
   if (sc.kernel.kcompactd) {
     const kd = new Kcompactd(m.pgdat[0], () => e.now_ns);
@@ -703,15 +703,99 @@ function start_guest(
   return { w, e, bc, out, buddyinfo_start, main: [0, 1, 2] };
 }
 
+/** enum compact_result by value, as the kernel's tracepoints name them. */
+const COMPACT_RESULT_NAMES = [
+  "not_suitable_zone",
+  "skipped",
+  "deferred",
+  "no_suitable_page",
+  "continue",
+  "complete",
+  "partial_skipped",
+  "contended",
+  "success",
+];
+const MIGRATE_MODE_NAMES = ["async", "sync_light", "sync"];
+
+/** What trace_compaction() counts while a direct compaction runs inline. */
+interface CompactionTraceState {
+  /** Inside a direct compaction: batches go to its instant, not to slices. */
+  in_direct: boolean;
+  batches: number;
+  migrated: number;
+}
+
+/**
+ * Compaction runs and migration batches on the trace (kernel observers,
+ * migrate.ts MmObserver; they change nothing in the model): a
+ * "compact_zone" slice per zone a thread compacts (kcompactd, the
+ * compact_memory shell, inside its "compact_memory" slice) and a
+ * "migrate_pages" slice per batch inside it, on the CPU track of the
+ * thread doing them. A direct compaction takes no simulated time (it runs
+ * inside the allocating thread's step), so its batches are counted on its
+ * instant instead (see trace_direct_compaction).
+ */
+function trace_compaction(w: World): CompactionTraceState {
+  const st: CompactionTraceState = { in_direct: false, batches: 0, migrated: 0 };
+  w.mm.observer = {
+    migrate_pages: (rt, b) => {
+      if (st.in_direct) {
+        st.batches++;
+        st.migrated += b.nr_succeeded;
+        return;
+      }
+      w.emit({
+        name: "migrate_pages",
+        cat: "migration",
+        ph: "X",
+        ts: b.t0_ns / 1000,
+        dur: (rt.now() - b.t0_ns) / 1000,
+        pid: 1,
+        tid: cpu_of(w, rt.current),
+        args: {
+          nr_pages: b.nr_pages,
+          succeeded: b.nr_succeeded,
+          failed: b.nr_failed,
+          balloon_pages: b.nr_balloon,
+        },
+      });
+    },
+    compact_zone: (rt, r) => {
+      if (st.in_direct) return;
+      w.emit({
+        name: "compact_zone",
+        cat: "compaction",
+        ph: "X",
+        ts: r.t0_ns / 1000,
+        dur: (rt.now() - r.t0_ns) / 1000,
+        pid: 1,
+        tid: cpu_of(w, rt.current),
+        args: {
+          thread: w.e.threads[rt.current]?.name ?? "",
+          zone: r.zone,
+          order: r.order,
+          mode: MIGRATE_MODE_NAMES[r.mode] ?? String(r.mode),
+          result: COMPACT_RESULT_NAMES[r.result] ?? String(r.result),
+          migrate_scanned: r.migrate_scanned,
+          free_scanned: r.free_scanned,
+          pgmigrate_success: r.nr_migrated,
+        },
+      });
+    },
+  };
+  return st;
+}
+
 /**
  * Direct compaction stalls on the trace: an instant on the allocating CPU's
- * track per attempt, with its order, priority and result. The run happens
- * inside the allocating thread's step (see compaction_direct.ts), so it
- * takes no simulated time of its own. `balloon_nosleep` counts the balloon
- * pages it left alone because migrating them would sleep (waiting for the
- * host), which an inline run cannot.
+ * track per attempt, with its order, priority, result and the migration
+ * batches it ran. The run happens inside the allocating thread's step (see
+ * compaction_direct.ts), so it takes no simulated time of its own.
+ * `balloon_nosleep` counts the balloon pages it left alone because
+ * migrating them would sleep (waiting for the host), which an inline run
+ * cannot.
  */
-function trace_direct_compaction(w: World): void {
+function trace_direct_compaction(w: World, st: CompactionTraceState): void {
   const hooks = w.m.hooks;
   const inner = hooks.direct_compact;
   if (!inner) return;
@@ -722,7 +806,15 @@ function trace_direct_compaction(w: World): void {
   };
   hooks.direct_compact = (m, cpu, gfp, order, alloc_flags, zoneidx, migratetype, prio) => {
     const nosleep_before = nosleep();
-    const r = inner(m, cpu, gfp, order, alloc_flags, zoneidx, migratetype, prio);
+    st.in_direct = true;
+    st.batches = 0;
+    st.migrated = 0;
+    let r: ReturnType<typeof inner>;
+    try {
+      r = inner(m, cpu, gfp, order, alloc_flags, zoneidx, migratetype, prio);
+    } finally {
+      st.in_direct = false;
+    }
     w.emit({
       name: "direct_compaction",
       cat: "compaction",
@@ -737,6 +829,8 @@ function trace_direct_compaction(w: World): void {
         result: r.result,
         pfn: r.pfn,
         balloon_nosleep: nosleep() - nosleep_before,
+        migrate_batches: st.batches,
+        pgmigrate_success: st.migrated,
       },
     });
     return r;
@@ -763,15 +857,15 @@ function lock_wait(w: World, thread: number, lock_class: string, from_ns: number
   });
 }
 
-/** Trace metadata: one track per simulated CPU, one per balloon device. */
+/**
+ * Trace metadata: one track per simulated CPU (threads beyond the CPUs,
+ * the sampler, the balloon's threads and kcompactd on a 2-CPU guest, share
+ * CPU 0's track, as they share CPU 0 in the model).
+ */
 function name_tracks(w: World): void {
   const track = (tid: number, name: string) =>
     w.emit({ name: "thread_name", ph: "M", cat: "", ts: 0, pid: 1, tid, args: { name } });
-  // Threads beyond the CPUs share CPU 0's track.
   for (let cpu = 0; cpu < w.m.nr_cpus; cpu++) track(cpu, `CPU ${cpu}`);
-  w.balloons.forEach((hg, i) => {
-    track(BALLOON_TRACK_BASE + i, `balloon ${hg.name}`);
-  });
 }
 
 /**
