@@ -189,10 +189,10 @@ describe("pagesim run", () => {
       const what = cmd.join(" ");
       expect(r.code, what).toBe(0);
       expect(r.out, what).toMatch(/^Usage: pagesim/);
-      // An "Example:" or "Examples:" section with at least one command under it.
-      expect(r.out, what).toMatch(/\nExamples?:\n {2}pagesim \w+/);
-      // 80 columns (the checker's long example commands are cli/check.ts's).
-      if (cmd[0] === "check") continue;
+      // An "Example:" or "Examples:" section with at least one command
+      // under it (after a "# what it shows" comment, in check's).
+      expect(r.out, what).toMatch(/\nExamples?:\n( {2}#.*\n)* {2}pagesim \w+/);
+      // 80 columns.
       for (const l of r.out.split("\n")) expect(l.length, `${what}: ${l}`).toBeLessThanOrEqual(80);
     }
     // The command list gives each command's description as one wrapped paragraph.
