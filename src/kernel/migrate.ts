@@ -81,8 +81,7 @@ import { BALLOON_MIGRATE, NR_MLOCK, PGMIGRATE_FAIL, PGMIGRATE_SUCCESS } from "./
  * (sim/scenario_run.ts). Each is called once the work is done, with what
  * it did; an observer only reads, so a run with observers takes the same
  * steps and ends in the same state as one without. The checker sets none.
- * They hang off MmState (the augmentation below) so that no other kernel
- * structure changes for them.
+ * They hang off MmState.observer.
  */
 export interface MmObserver {
   /** A migrate_pages() call (one batch: compaction's up to 32 pages). */
@@ -117,13 +116,6 @@ export interface CompactZoneRun {
   free_scanned: number;
   /** pgmigrate_success during the run. */
   nr_migrated: number;
-}
-
-declare module "./mm/state.ts" {
-  interface MmState {
-    /** Trace observers (see MmObserver); unset unless a trace is kept. */
-    observer?: MmObserver;
-  }
 }
 
 /** Pages on the list `head` (for observers only: a walk of the list). */

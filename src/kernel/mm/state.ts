@@ -17,6 +17,7 @@
 import type { Lock, LockKind } from "../../runtime/runtime.ts";
 import type { CaptureControl } from "../compaction.ts";
 import type { MovableEra } from "../eras/era.ts";
+import type { MmObserver } from "../migrate.ts";
 import type { Machine } from "../machine.ts";
 import type { MovableOperations } from "../movable_ops.ts";
 import type { Pfn } from "../page.ts";
@@ -63,6 +64,11 @@ export class MmState {
    * Set before any thread starts.
    */
   readonly dropped_rules = new Set<string>();
+  /**
+   * Observers of migration and compaction for trace export (migrate.ts
+   * MmObserver); unset unless a trace is kept, never set by the checker.
+   */
+  observer?: MmObserver;
 
   constructor(m: Machine, era: MovableEra, new_lock: NewLock) {
     this.m = m;
