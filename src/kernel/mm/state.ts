@@ -17,8 +17,8 @@
 import type { Lock, LockKind } from "../../runtime/runtime.ts";
 import type { CaptureControl } from "../compaction.ts";
 import type { MovableEra } from "../eras/era.ts";
-import type { MmObserver } from "../migrate.ts";
 import type { Machine } from "../machine.ts";
+import type { MmObserver } from "../migrate.ts";
 import type { MovableOperations } from "../movable_ops.ts";
 import type { Pfn } from "../page.ts";
 import { Lruvec } from "./lru.ts";
