@@ -9,6 +9,7 @@ import {
   host_device_thread,
 } from "../src/host/host.ts";
 import { balloon_settled, run_until, shutdown_balloon } from "../src/host/rig.ts";
+import { balloon_page_device } from "../src/kernel/balloon_compaction.ts";
 import {
   BalloonConfigError,
   VIRTIO_BALLOON_ARRAY_PFNS_MAX,
@@ -24,7 +25,15 @@ import {
   virtqueue_add_outbuf,
 } from "../src/kernel/virtio_balloon.ts";
 import { BALLOON_DEFLATE, BALLOON_INFLATE } from "../src/kernel/vmstat_items.ts";
-import { check_all, check_quiescent, ERAS, F, MiB, small_guest } from "./balloon_helpers.ts";
+import {
+  add_device,
+  check_all,
+  check_quiescent,
+  ERAS,
+  F,
+  MiB,
+  small_guest,
+} from "./balloon_helpers.ts";
 
 describe.each(ERAS.map((era) => ({ era, name: era.name })))(
   "virtio_balloon: inflate and deflate, era $name",
@@ -130,30 +139,46 @@ describe("virtio_balloon: resizing", () => {
     expect(hg.stats[VIRTIO_BALLOON_S_MEMFREE]).toBeLessThan(hg.stats[VIRTIO_BALLOON_S_MEMTOT]);
   });
 
-  it("balloon: two devices in one guest keep separate lists and host views", () => {
-    const g = small_guest();
-    const { bc, e, host } = g;
-    const vb2 = virtballoon_probe(bc, { name: "second", device_features: 0 });
-    const hg2 = host.add_guest(vb2, { latency_ns: 10_000 });
-    e.spawn("second:vballoon", (rt) => virtballoon_worker(rt, vb2));
-    e.spawn("second:host", (rt) => host_device_thread(rt, hg2));
-    g.hg.set_target_pages(700);
-    hg2.set_target_pages(900);
-    const g2 = { ...g, vb: vb2, hg: hg2 };
-    run_until(
-      e,
-      () => balloon_settled(g) && balloon_settled(g2),
-      1_000_000,
-      () => {
-        check_balloon_safety(g.hg);
-        check_balloon_safety(hg2);
-      },
-    );
-    check_quiescent(g);
-    check_quiescent(g2);
-    expect(vb2.vb_dev_info.id).not.toBe(g.vb.vb_dev_info.id);
-    expect(host.total_backed_pages()).toBe(2 * g.hg.ram_pages - 1600);
-  });
+  it.each(ERAS.map((era) => ({ era, name: era.name })))(
+    "balloon: two devices in one guest keep separate lists and host views, era $name",
+    ({ era }) => {
+      const g = small_guest(F(VIRTIO_BALLOON_F_MUST_TELL_HOST), 32 * MiB, era);
+      const { e, host } = g;
+      const g2 = add_device(g, "second");
+      const { vb: vb2, hg: hg2 } = g2;
+      g.hg.set_target_pages(700);
+      hg2.set_target_pages(900);
+      run_until(
+        e,
+        () => balloon_settled(g) && balloon_settled(g2),
+        1_000_000,
+        () => {
+          check_balloon_safety(g.hg);
+          check_balloon_safety(hg2);
+        },
+      );
+      check_quiescent(g);
+      check_quiescent(g2);
+      expect(vb2.vb_dev_info.id).not.toBe(g.vb.vb_dev_info.id);
+      expect(host.total_backed_pages()).toBe(2 * g.hg.ram_pages - 1600);
+      // Each page names its own device (2012: through its device's balloon mapping).
+      const b1 = g.vb.vb_dev_info;
+      const b2 = vb2.vb_dev_info;
+      if (era.device_lookup === "mapping") {
+        expect(b1.mapping).toBeGreaterThan(0);
+        expect(b2.mapping).toBeGreaterThan(0);
+        expect(b2.mapping).not.toBe(b1.mapping);
+      }
+      const mem = g.m.mem;
+      let owners = [0, 0];
+      for (let p = 0; p < mem.nr_pages; p++) {
+        const d = balloon_page_device(g.bc, p);
+        if (d === b1) owners = [owners[0] + 1, owners[1]];
+        else if (d === b2) owners = [owners[0], owners[1] + 1];
+      }
+      expect(owners).toEqual([700, 900]);
+    },
+  );
 });
 
 describe("virtio_balloon: bad input", () => {

@@ -3,14 +3,18 @@
  * of the balloon, the driver and the host (every step / quiescent points).
  */
 import { expect } from "vitest";
-import { check_balloon_safety } from "../src/host/host.ts";
+import { check_balloon_safety, host_device_thread } from "../src/host/host.ts";
 import { type BalloonGuest, boot_balloon_guest } from "../src/host/rig.ts";
 import { balloon_pages_owned, verify_balloon_dev_info } from "../src/kernel/balloon_compaction.ts";
 import { verify_machine } from "../src/kernel/debug_vm.ts";
 import type { BalloonEra } from "../src/kernel/eras/era.ts";
 import { balloon_era2016 } from "../src/kernel/eras/era2016.ts";
 import { ERAS as ERA_REGISTRY } from "../src/kernel/eras/index.ts";
-import { VIRTIO_BALLOON_F_MUST_TELL_HOST } from "../src/kernel/virtio_balloon.ts";
+import {
+  VIRTIO_BALLOON_F_MUST_TELL_HOST,
+  virtballoon_probe,
+  virtballoon_worker,
+} from "../src/kernel/virtio_balloon.ts";
 
 export const MiB = 1024 ** 2;
 export const F = (...bits: number[]) => bits.reduce((a, b) => a | (1 << b), 0);
@@ -40,6 +44,18 @@ export function small_guest(
     latency_ns: 50_000,
     balloon: { era },
   });
+}
+
+/**
+ * A second virtio-balloon device on the guest's balloon interface, with its
+ * own host view and threads; returned as a BalloonGuest sharing the rest.
+ */
+export function add_device(g: BalloonGuest, name: string, features = 0): BalloonGuest {
+  const vb = virtballoon_probe(g.bc, { name, device_features: features });
+  const hg = g.host.add_guest(vb, { latency_ns: 10_000 });
+  const worker = g.e.spawn(`${name}:vballoon`, (rt) => virtballoon_worker(rt, vb));
+  const device = g.e.spawn(`${name}:host`, (rt) => host_device_thread(rt, hg));
+  return { ...g, vb, hg, worker, device, reporting: -1 };
 }
 
 /** Every invariant of the balloon, the driver and the host that holds at every step. */

@@ -13,15 +13,19 @@
  * A BalloonCompaction is the interface for one machine: it is registered
  * once as the "balloon" movable_ops driver (the kernel's balloon_aops /
  * balloon_mops) and keeps every balloon device of the machine; a page finds
- * its device through page->private (device id, 0 for none). Several devices
- * can exist at once, each with its own list and pages_lock.
+ * its device through page->private (device id, 0 for none), in 2012 through
+ * page->mapping, the device's own balloon mapping (balloon_mapping_alloc()
+ * per device; pagesim registers one movable_ops handle per device). Several
+ * devices can exist at once in every era, each with its own list and
+ * pages_lock.
  *
  * CONFIG_BALLOON_COMPACTION: `compaction: false` builds the interface
  * without it: pages are not marked movable, compaction steps around them,
  * dequeue does not look at PG_isolated. In 2012 the header's stubs then
  * only link and unlink the page (no balloon mapping: nothing says "balloon
- * page"); pagesim marks such a page with the PGTY_balloon page type as a
- * ghost, so that the invariants and the host can still tell whose it is.
+ * page"); pagesim marks such a page with the PGTY_balloon page type and
+ * its device id in page->private as ghosts, so that the invariants and the
+ * host can still tell whose it is.
  *
  * Lock order (2012-2025): page lock, then b_dev_info->pages_lock. From
  * 2016 on enqueue and dequeue hold pages_lock and only *try* the page lock,
@@ -147,6 +151,13 @@ export class BalloonDevInfo {
   nosleep_refused = 0;
   /** Inflation takes pages out of the managed count (v6.x field; the 2016 driver did it itself). */
   adjust_managed_page_count = false;
+  /**
+   * 2012: the movable_ops handle of the device's own balloon mapping
+   * (balloon_mapping_alloc() gave each device one; page->mapping names it
+   * and mapping->private_data is the device). 0 in other eras and without
+   * CONFIG_BALLOON_COMPACTION.
+   */
+  mapping = 0;
   /** Model bookkeeping: pages on `pages`, kept so invariants are O(1). */
   nr_listed = 0;
   /** Set once balloon_devinfo_release() ran: the device is gone. */
@@ -183,6 +194,8 @@ export class BalloonCompaction implements MovableOperations {
   readonly handle: number;
   /** device id -> device; slot 0 unused. */
   readonly devices: (BalloonDevInfo | null)[] = [null];
+  /** 2012: balloon mapping (movable_ops handle) -> its device (mapping->private_data). */
+  readonly mapping_devices: (BalloonDevInfo | null)[] = [];
   /** balloon_pages_lock of the 2026 era, null in eras with a lock per device. */
   readonly balloon_pages_lock: Lock | null;
   /**
@@ -247,16 +260,22 @@ export function core_locks_pages(bc: BalloonCompaction): boolean {
   return bc.mm.era.uses_page_lock && holds(bc, RULE_CORE_PAGE_LOCK);
 }
 
-/** balloon_devinfo_init(): a new, empty device. */
+/**
+ * balloon_devinfo_init(): a new, empty device. 2012 with
+ * CONFIG_BALLOON_COMPACTION: also balloon_mapping_alloc(), the device's own
+ * balloon mapping (its a_ops the shared balloon_aops), so several devices
+ * coexist: pagesim registers the interface once more as a movable_ops
+ * driver and the new handle is that mapping.
+ */
 export function balloon_devinfo_init(bc: BalloonCompaction, name: string): BalloonDevInfo {
   const mm = bc.mm;
-  if (bc.era.device_lookup === "mapping" && bc.devices.some((d) => d !== null))
-    throw new RangeError(
-      `balloon era ${bc.era.name}: one device per machine (one balloon mapping)`,
-    );
   const lock = bc.balloon_pages_lock ?? mm.new_lock("b_dev_info->pages_lock", "spinlock");
   const head = mm.list_head_pool.pop() ?? mm.m.mem.alloc_list_head();
   const b = new BalloonDevInfo(bc.devices.length, name, lock, head);
+  if (bc.era.device_lookup === "mapping" && bc.compaction) {
+    b.mapping = register_movable_ops(mm, bc);
+    bc.mapping_devices[b.mapping] = b;
+  }
   bc.devices.push(b);
   return b;
 }
@@ -270,23 +289,26 @@ export function balloon_devinfo_release(bc: BalloonCompaction, b: BalloonDevInfo
   }
   b.released = true;
   bc.devices[b.id] = null;
+  // balloon_mapping_free(): no page names the mapping any more.
+  if (b.mapping !== 0) bc.mapping_devices[b.mapping] = null;
   bc.mm.list_head_pool.push(b.pages);
 }
 
 /**
  * balloon_page_device(): the device a balloon page belongs to, or null.
- * 2012: page->mapping is the device's balloon mapping (mapping->private_data
- * is the device; one device per machine); later: page->private.
+ * 2012: page->mapping is the device's own balloon mapping, whose
+ * private_data is the device; later: page->private.
  */
 export function balloon_page_device(bc: BalloonCompaction, pfn: Pfn): BalloonDevInfo | null {
   const mem = bc.mm.m.mem;
   if (bc.era.device_lookup === "mapping") {
-    // Without CONFIG_BALLOON_COMPACTION there is no mapping: the ghost type.
-    const mine = bc.compaction
-      ? era2012.page_movable_ops_handle(mem, pfn) === bc.handle
-      : mem.page_type[pfn] === bc.era.page_type;
-    if (!mine) return null;
-    return bc.devices.find((d) => d !== null) ?? null;
+    if (bc.compaction) {
+      const h = era2012.page_movable_ops_handle(mem, pfn);
+      return h === 0 ? null : (bc.mapping_devices[h] ?? null);
+    }
+    // Without CONFIG_BALLOON_COMPACTION there is no mapping: the ghost
+    // page type, and the ghost device id in page->private (pagesim's own).
+    if (mem.page_type[pfn] !== bc.era.page_type) return null;
   }
   const id = mem.page_private[pfn];
   return id === 0 ? null : (bc.devices[id] ?? null);
@@ -354,8 +376,9 @@ export function balloon_page_insert(
   // 2012: page->mapping = the balloon mapping; 2014: SetPagePrivate (on the
   // list; the !CONFIG_BALLOON_COMPACTION stub did not set it); 2016:
   // PAGE_MAPPING_MOVABLE; 2025 on: PG_movable_ops.
-  if (bc.compaction) __SetPageMovable(bc.mm, pfn, bc.handle);
-  if (by_private) mem.page_private[pfn] = b.id;
+  if (bc.compaction) __SetPageMovable(bc.mm, pfn, b.mapping !== 0 ? b.mapping : bc.handle);
+  // 2012 without compaction: the ghost device id (no mapping to name it).
+  if (by_private || !bc.compaction) mem.page_private[pfn] = b.id;
   list_add(mem, pfn, b.pages);
   b.nr_listed++;
 }

@@ -8,8 +8,8 @@
  *    with its own balloon protocol (ERAS[era].balloon) on its own movable
  *    core (scenario_run.ts: ERAS[era].movable). A feature the era's driver
  *    did not have yet (FEATURE_SINCE: deflate_on_oom before v3.19,
- *    free_page_hint before v4.20, free_page_reporting before v5.7) and a
- *    second device in 2012 are refused before anything runs
+ *    free_page_hint before v4.20, free_page_reporting before v5.7) is
+ *    refused before anything runs
  *    (balloon_problems, exit 2 from the command);
  *  - each balloons[i] is a virtio-balloon device probed on the guest's one
  *    BalloonCompaction (CONFIG_BALLOON_COMPACTION = kernel.balloon_compaction)
@@ -81,7 +81,7 @@ export const FEATURE_SINCE: Record<
   stats_vq: { bit: "VIRTIO_BALLOON_F_STATS_VQ", kernel: "v2.6.34", first_era: "2012" },
 };
 
-/** What the era's driver could not do: a feature it did not have yet, a second 2012 device. */
+/** What the era's driver could not do: a feature it did not have yet. */
 function era_problems(sc: Scenario, p: (path: string, message: string) => void): void {
   const era = ERAS[sc.era];
   if (!era) {
@@ -98,13 +98,6 @@ function era_problems(sc: Scenario, p: (path: string, message: string) => void):
       );
     });
   });
-  // 2012 finds a page's device through its one balloon mapping; pagesim
-  // gives a machine of that era a single mapping, hence a single device.
-  if (era.balloon.device_lookup === "mapping" && sc.balloons.length > 1)
-    p(
-      "balloons",
-      `era ${sc.era} is modelled with one balloon device per guest (one balloon mapping); got ${sc.balloons.length}`,
-    );
 }
 
 /** What the runner refuses before anything runs (exit 2 from `pagesim run`). */
