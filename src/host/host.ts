@@ -30,6 +30,7 @@
  */
 
 import { balloon_page_device } from "../kernel/balloon_compaction.ts";
+import type { Machine } from "../kernel/machine.ts";
 import { PAGE_SIZE, PageTail } from "../kernel/page.ts";
 import {
   FREE_PAGE_TAG_CMD_ID,
@@ -144,6 +145,44 @@ export class HostGuest {
     if (!(Number.isFinite(lat) && lat >= 0))
       throw new HostControlError(`guest '${this.name}': latency_ns ${lat} must be >= 0`);
     this.latency_ns = lat;
+    // The point-of-use check: every allocation and migration target of the
+    // guest passes the host's frame states (chained: several devices).
+    const prev = m.hooks.page_use;
+    const mine = (_m: Machine, pfn: number, order: number, gfp: number) =>
+      this.check_use(pfn, order, gfp);
+    m.hooks.page_use = prev
+      ? (mm, pfn, order, gfp) => {
+          prev(mm, pfn, order, gfp);
+          mine(mm, pfn, order, gfp);
+        }
+      : mine;
+  }
+
+  /**
+   * The safety property at the point of use: the guest starts using frames
+   * pfn..pfn+2^order-1 (an allocation; gfp 0: a migration copies data into
+   * pfn). None may be a frame the host discarded as ballooned, unless its
+   * deflate is posted and MUST_TELL_HOST was not negotiated (the guest may
+   * then reuse it before the host has read the message). Frames discarded
+   * by free page reporting or hinting may be reused: the host refaults
+   * them. One byte read per frame; the in-flight search only on a hit.
+   */
+  check_use(pfn: number, order: number, gfp: number): void {
+    const f = this.frame;
+    const end = Math.min(pfn + (1 << order), f.length);
+    for (let p = pfn; p < end; p++) {
+      if (f[p] !== FRAME_BALLOONED) continue;
+      const vb = this.vb;
+      if (!virtio_has_feature(vb, VIRTIO_BALLOON_F_MUST_TELL_HOST) && vb_pfn_in_flight(vb, p))
+        continue;
+      throw new HostSafetyError(
+        this.name,
+        p,
+        gfp === 0
+          ? "the guest migrates data into a frame the host discarded as ballooned"
+          : `the guest allocates a frame the host discarded as ballooned (order ${order} block at ${pfn})`,
+      );
+    }
   }
 
   get ram_bytes(): number {

@@ -24,6 +24,10 @@
  *    control (HostGuest.set_target_pages), as QEMU's `balloon` command does
  *    (QEMU names the RAM the guest keeps; the scenario names the balloon).
  *
+ * Safety: every sample runs check_balloon_safety() on each device (a
+ * HostSafetyError ends the run), and the host's page_use observer checks
+ * every allocation and migration target (host/host.ts).
+ *
  * Host memory per guest is the guest's RAM minus the frames its devices
  * ballooned and the frames free page reporting handed over (the host's
  * per-device views, summed so a second device does not count RAM twice).
@@ -31,7 +35,7 @@
  * Prng (the host policy draws nothing).
  */
 
-import { type Host, type HostGuest, HostSafetyError } from "../host/host.ts";
+import { check_balloon_safety, type Host, type HostGuest, HostSafetyError } from "../host/host.ts";
 import { attach_virtio_balloon, virtio_balloon_threads } from "../host/rig.ts";
 import { BalloonCompaction } from "../kernel/balloon_compaction.ts";
 import { MEM_BYTES_MAX } from "../kernel/boot.ts";
@@ -192,13 +196,21 @@ function trace_buffers(w: World, hg: HostGuest, i: number): void {
   };
 }
 
-/** Fill a sample's balloon and host fields (and the host's own history). */
+/**
+ * Fill a sample's balloon and host fields (and the host's own history).
+ * Each sample also checks the safety property over every frame of each
+ * device (check_balloon_safety, O(guest pages)): the host's ballooned set is
+ * the guest's balloon pages plus those in flight. The point-of-use half
+ * (no allocation or migration into a ballooned frame) is checked on every
+ * allocation by the host's page_use observer (host.ts).
+ */
 export function sample_balloons(w: World, s: Sample): void {
   if (w.balloons.length === 0) return;
   let target = 0;
   let size = 0;
   let away = 0;
   for (const hg of w.balloons) {
+    check_balloon_safety(hg);
     hg.sample(s.t_ns);
     target += hg.vb.config_num_pages;
     size += hg.vb.num_pages;
