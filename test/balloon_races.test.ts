@@ -251,14 +251,11 @@ describe.each(ERAS.map((era) => ({ era, name: era.name })))(
                 }
               });
               // Random scheduling, not time order: any interleaving can happen.
-              let steps = 0;
               run_until(
                 e,
                 () => e.threads[2].done && e.threads[3].done && balloon_settled(g),
                 2_000_000,
-                () => {
-                  if (++steps % 7 === 0) check_balloon_safety(hg);
-                },
+                () => check_all(g),
                 (r) => r[prng.below(r.length)],
               );
               expect(vb.num_pages).toBe(targets[targets.length - 1]);
@@ -319,14 +316,11 @@ describe.each(ERAS.map((era) => ({ era, name: era.name })))(
                 yield* rt.cond_resched();
               }
             });
-            let steps = 0;
             run_until(
               e,
               () => e.threads[c].done && e.threads[w].done && e.threads[h].done,
               2_000_000,
-              () => {
-                if (++steps % 5 === 0) check_balloon_safety(hg);
-              },
+              () => check_all(g),
               (r) => r[prng.below(r.length)],
             );
             for (const p of held) __free_pages(m, 0, p, 0);

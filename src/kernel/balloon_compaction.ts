@@ -794,9 +794,16 @@ export function* balloon_page_migrate(
 
 /**
  * The device's pages on its list, checking every link and page (debug, and
- * the invariants in the header). Returns the list length.
+ * the invariants in the header). Returns the list length. `mid_step`: the
+ * check runs between any two steps, where a listed page may still carry
+ * PG_isolated while its page lock is held (the core clears the flag after
+ * the putback callback relinked the page, both under that lock).
  */
-export function verify_balloon_dev_info(bc: BalloonCompaction, b: BalloonDevInfo): number {
+export function verify_balloon_dev_info(
+  bc: BalloonCompaction,
+  b: BalloonDevInfo,
+  mid_step = false,
+): number {
   const mem = bc.mm.m.mem;
   const n = list_count_nodes(mem, b.pages, mem.nr_pages);
   if (n !== b.nr_listed)
@@ -806,7 +813,12 @@ export function verify_balloon_dev_info(bc: BalloonCompaction, b: BalloonDevInfo
   for (let p = mem.lru_next[b.pages]; p !== b.pages; p = mem.lru_next[p]) {
     VM_BUG_ON_PAGE(!PageBalloon(bc, p), mem, p, "balloon list: page without the balloon type");
     VM_BUG_ON_PAGE(balloon_page_device(bc, p) !== b, mem, p, "balloon list: names another device");
-    VM_BUG_ON_PAGE(PageIsolated(mem, p), mem, p, "balloon list: isolated page on the list");
+    VM_BUG_ON_PAGE(
+      PageIsolated(mem, p) && !(mid_step && PageLocked(mem, p)),
+      mem,
+      p,
+      "balloon list: isolated page on the list",
+    );
     VM_BUG_ON_PAGE(mem._refcount[p] < 1, mem, p, "balloon list: page without reference");
   }
   return n;

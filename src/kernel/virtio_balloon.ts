@@ -248,6 +248,12 @@ export class VirtioBalloon {
   migrate_nosleep = 0;
   /** Worker rounds run. */
   rounds = 0;
+  /**
+   * Model bookkeeping: the old page of a migratepage between the insert of
+   * the new page and the delete of the old one (-1 otherwise); in that
+   * window the device owns one page more than listed + isolated_pages.
+   */
+  migrating_pfn = -1;
   /** The OOM notifier installed in m.hooks, so removal can take it out. */
   oom_hook: ((m: Machine, cpu: number) => number) | null = null;
   /** Free page reporting (VIRTIO_BALLOON_F_REPORTING), or null. */
@@ -760,6 +766,7 @@ export function* virtballoon_migratepage(
   yield* rt.spin_lock(b.pages_lock);
   balloon_page_insert(rt, bc, b, newpage);
   b.isolated_pages--;
+  vb.migrating_pfn = page;
   mm.m.vm_events[BALLOON_MIGRATE]++;
   yield* rt.spin_unlock(b.pages_lock);
   yield* tell_host(rt, vb, vb.vqs[VQ_INFLATE]);
@@ -767,6 +774,7 @@ export function* virtballoon_migratepage(
   vb.pfns[0] = page;
   if (bc.era.delete_under_pages_lock) yield* rt.spin_lock(b.pages_lock);
   balloon_page_delete(rt, bc, page);
+  vb.migrating_pfn = -1;
   if (bc.era.delete_under_pages_lock) yield* rt.spin_unlock(b.pages_lock);
   yield* tell_host(rt, vb, vb.vqs[VQ_DEFLATE]);
   vb.num_pfns = 0;
