@@ -71,7 +71,7 @@ import {
   GFP_HIGHUSER,
   GFP_HIGHUSER_MOVABLE,
 } from "./gfp.ts";
-import { list_add, list_count_nodes, list_del, list_empty } from "./list.ts";
+import { list_add, list_count_nodes, list_del, list_empty, list_entry_linked } from "./list.ts";
 import type { Machine } from "./machine.ts";
 import { put_page, this_cpu } from "./mm/lru.ts";
 import { lock_page, page_locked_by_me, trylock_page, unlock_page } from "./mm/pagemap.ts";
@@ -209,6 +209,8 @@ export class BalloonCompaction implements MovableOperations {
     dequeue_page_locked: 0,
     /** dequeue skipped a page compaction had isolated. */
     dequeue_isolated: 0,
+    /** balloon_page_finalize() ran (2025 on, where it replaced delete). */
+    finalize: 0,
   };
 
   constructor(mm: MmState, opts: BalloonCompactionOptions = {}) {
@@ -333,11 +335,22 @@ export function balloon_mapping_gfp_mask(bc: BalloonCompaction): number {
   return bc.compaction ? GFP_HIGHUSER_MOVABLE : GFP_HIGHUSER;
 }
 
+/**
+ * The gfp of a balloon page: balloon_mapping_gfp_mask() with
+ * __GFP_NOMEMALLOC (no reserves) and __GFP_NORETRY (no hard reclaim, no
+ * OOM). 2012 and 2014 (balloon_page_enqueue() allocated then) stop there;
+ * from the v5.2 balloon_page_alloc(), the shape of the 2016 era and later,
+ * __GFP_NOWARN too (a failure is expected: the driver backs off).
+ */
+export function balloon_page_alloc_gfp(bc: BalloonCompaction): number {
+  const gfp = balloon_mapping_gfp_mask(bc) | __GFP_NOMEMALLOC | __GFP_NORETRY;
+  return bc.era.isolation === "core" ? gfp | __GFP_NOWARN : gfp;
+}
+
 /** balloon_page_alloc(): a page for the balloon, or -1 (never retries hard, never OOMs). */
 export function balloon_page_alloc(rt: Runtime, bc: BalloonCompaction): Pfn {
   const m = bc.mm.m;
-  const gfp = balloon_mapping_gfp_mask(bc) | __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN;
-  return alloc_pages(m, this_cpu(rt, m), gfp, 0);
+  return alloc_pages(m, this_cpu(rt, m), balloon_page_alloc_gfp(bc), 0);
 }
 
 /** adjust_managed_page_count(): ballooned pages leave (or rejoin) the zone's managed pages. */
@@ -428,12 +441,52 @@ export function balloon_page_delete(rt: Runtime, bc: BalloonCompaction, pfn: Pfn
 }
 
 /**
- * balloon_page_finalize() (v6.17 on): clear page->private of a page already
- * taken off the list; the page type stays until the page is freed in those
- * eras, but pagesim's 2016 era clears it too so the page can be freed.
+ * balloon_page_finalize() (v6.17 on, the 2025 and 2026 eras, where it
+ * replaced balloon_page_delete()): the caller has already taken the page
+ * off the list (dequeue) or it is isolated (the old page of a migration);
+ * the page stops naming its device: page->private = 0 (under the pages
+ * lock, or isolated). The kernel leaves PageOffline and PG_movable_ops
+ * until the page is freed; pagesim clears them here so the allocator
+ * accepts the free (README, Fidelity).
  */
 export function balloon_page_finalize(rt: Runtime, bc: BalloonCompaction, pfn: Pfn): void {
-  balloon_page_delete(rt, bc, pfn);
+  const mem = bc.mm.m.mem;
+  const b = balloon_page_device(bc, pfn);
+  rule(bc, RULE_PRIVATE_NAMES_DEVICE, b !== null, "balloon_page_finalize", pfn);
+  if (b === null) return;
+  const locked = b.pages_lock.owner === rt.current;
+  rule(bc, RULE_PAGES_LOCK_HELD, locked || PageIsolated(mem, pfn), "balloon_page_finalize", pfn);
+  VM_BUG_ON_PAGE(
+    !PageIsolated(mem, pfn) && list_entry_linked(mem, pfn),
+    mem,
+    pfn,
+    "balloon_page_finalize: page still on the balloon list",
+  );
+  if (typed_balloon(bc)) mem.page_type[pfn] = PGTY_none;
+  if (bc.compaction) __ClearPageMovable(bc.mm, pfn);
+  mem.page_private[pfn] = 0;
+  bc.coverage.finalize++;
+}
+
+/**
+ * The page leaves the balloon as the era's code writes it: 2025 on the
+ * caller unlinks a listed page and calls balloon_page_finalize(); before,
+ * balloon_page_delete() does both.
+ */
+export function balloon_page_remove(rt: Runtime, bc: BalloonCompaction, pfn: Pfn): void {
+  if (!bc.era.isolate_checks_device) {
+    balloon_page_delete(rt, bc, pfn);
+    return;
+  }
+  const mem = bc.mm.m.mem;
+  if (!PageIsolated(mem, pfn)) {
+    const b = balloon_page_device(bc, pfn);
+    if (b !== null) {
+      list_del(mem, pfn);
+      b.nr_listed--;
+    }
+  }
+  balloon_page_finalize(rt, bc, pfn);
 }
 
 /** Whether enqueue and dequeue take the page lock (era, and rule page-lock-held). */
@@ -573,7 +626,7 @@ export function* balloon_page_list_dequeue(
     if (!locked_walk) yield* rt.spin_lock(b.pages_lock);
     const extra_ref = bc.era.isolation === "refcount" && holds(bc, RULE_DEQUEUE_EXTRA_REF);
     if (extra_ref) mem._refcount[p]++;
-    balloon_page_delete(rt, bc, p);
+    balloon_page_remove(rt, bc, p);
     if (b.adjust_managed_page_count) adjust_managed_page_count(m, p, 1);
     m.vm_events[BALLOON_DEFLATE]++;
     list_add(mem, p, list);

@@ -45,10 +45,10 @@ import {
   balloon_devinfo_init,
   balloon_devinfo_release,
   balloon_page_alloc,
-  balloon_page_delete,
   balloon_page_dequeue_onto,
   balloon_page_enqueue,
   balloon_page_insert,
+  balloon_page_remove,
 } from "./balloon_compaction.ts";
 import { assert } from "./bug.ts";
 import { EAGAIN } from "./errno.ts";
@@ -773,7 +773,7 @@ export function* virtballoon_migratepage(
   vb.num_pfns = VIRTIO_BALLOON_PAGES_PER_PAGE;
   vb.pfns[0] = page;
   if (bc.era.delete_under_pages_lock) yield* rt.spin_lock(b.pages_lock);
-  balloon_page_delete(rt, bc, page);
+  balloon_page_remove(rt, bc, page); // 2025 on: balloon_page_finalize()
   vb.migrating_pfn = -1;
   if (bc.era.delete_under_pages_lock) yield* rt.spin_unlock(b.pages_lock);
   yield* tell_host(rt, vb, vb.vqs[VQ_DEFLATE]);
