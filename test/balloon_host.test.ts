@@ -40,7 +40,7 @@ describe("host", () => {
       expect(alloc_pages(busy.m, 0, GFP_HIGHUSER_MOVABLE, 0)).toBeGreaterThanOrEqual(0);
     busy.hg.request_stats();
     idle.hg.request_stats();
-    run_until(e, () => busy.hg.stats_updates > 0 && idle.hg.stats_updates > 0, 10_000);
+    run_until(e, () => busy.hg.stats_answers > 0 && idle.hg.stats_answers > 0, 10_000);
     const total0 = host.sample(e.now_ns);
     const targets = host.rebalance(16 * MiB, 32 * MiB);
     expect(targets).toEqual({ idle: (32 * MiB) / 4096, busy: 0 });
@@ -67,7 +67,7 @@ describe("host", () => {
     // The idle guest has about 30 MiB free, above the 16 MiB goal: a round
     // with nothing to reclaim leaves both as they are.
     idle.hg.request_stats();
-    run_until(e, () => idle.hg.stats_updates > 1, 10_000);
+    run_until(e, () => idle.hg.stats_answers > 1, 10_000);
     expect(host.rebalance(16 * MiB, 0)).toEqual({ idle: (32 * MiB) / 4096, busy: 0 });
     // A goal above its free memory gives memory back.
     const back = host.rebalance(48 * MiB, 0);

@@ -19,9 +19,14 @@
  *
  * Control, as QEMU's monitor offers it: balloon(target_bytes) (the guest
  * should have this much RAM), query_balloon() (actual), request_stats() /
- * stats; and one automatic policy (rebalance()).
+ * stats (through the stats queue: the device keeps the guest's stats
+ * buffer and gives it back when it wants figures); and one automatic
+ * policy (rebalance()). return_used() plays a faulty device that returns
+ * a buffer id the guest never made available.
  *
- * The safety property (check_balloon_safety): for every frame not named in
+ * The safety property, at the point of use (check_use(), on every
+ * allocation and migration target through m.hooks.page_use) and as a
+ * census (check_balloon_safety): for every frame not named in
  * a buffer still in flight (posted, or being gathered under balloon_lock),
  * the host has it BALLOONED exactly when the guest has it as a balloon page
  * of this device (listed or isolated); and a frame the host has BALLOONED
@@ -35,7 +40,9 @@ import {
   FREE_PAGE_TAG_CMD_ID,
   SLOT_AVAIL,
   SLOT_FREE,
+  SLOT_HELD,
   SLOT_USED,
+  stats_request,
   VIRTIO_BALLOON_CMD_ID_DONE,
   VIRTIO_BALLOON_CMD_ID_STOP,
   VIRTIO_BALLOON_F_MUST_TELL_HOST,
@@ -55,6 +62,7 @@ import {
   virtio_balloon_set_free_page_hint_cmd_id,
   virtio_balloon_set_num_pages,
   virtio_has_feature,
+  virtqueue_push_used,
 } from "../kernel/virtio_balloon.ts";
 import type { Runtime, StepOf } from "../runtime/runtime.ts";
 import { OP_WRITE } from "../runtime/runtime.ts";
@@ -120,6 +128,14 @@ export class HostGuest {
   /** Last statistics received (VIRTIO_BALLOON_S_* order), and how many times. */
   readonly stats = new Float64Array(VIRTIO_BALLOON_S_NR);
   stats_updates = 0;
+  /** Statistics received in answer to a request (request_stats()). */
+  stats_answers = 0;
+  /** The stats buffer the device holds (-1: none yet, or given back). */
+  stats_slot = -1;
+  /** A request waits for the device to hold a buffer to give back. */
+  stats_request_pending = false;
+  /** The buffer was given back; the next one answers the request. */
+  stats_outstanding = false;
   readonly history: HostSample[] = [];
   /** Set to let host_device_thread() end once no buffer is pending. */
   stopped = false;
@@ -230,9 +246,41 @@ export class HostGuest {
     virtio_balloon_set_free_page_hint_cmd_id(this.vb, VIRTIO_BALLOON_CMD_ID_DONE);
   }
 
-  /** Ask the guest for fresh statistics (QEMU's stats polling timer). */
+  /**
+   * Ask the guest for fresh statistics (QEMU's stats polling timer): the
+   * device thread gives the held stats buffer back (marks it used) after
+   * the queue latency; the guest's stats_request() callback queues its
+   * stats work, which refills the buffer and makes it available again; the
+   * device reads it after another latency (stats_answers counts these).
+   */
   request_stats(): void {
-    this.vb.stats_work = true;
+    this.stats_request_pending = true;
+  }
+
+  /** A stats request can be served: the device holds the buffer. */
+  stats_return_ready(): boolean {
+    return this.stats_request_pending && this.stats_slot >= 0;
+  }
+
+  /** Give the held stats buffer back (used), raising the guest's stats_request(). */
+  return_stats_buffer(): void {
+    const vq = this.vb.vqs[VQ_STATS];
+    vq.state[this.stats_slot] = SLOT_USED;
+    virtqueue_push_used(vq, this.stats_slot);
+    this.stats_slot = -1;
+    this.stats_request_pending = false;
+    this.stats_outstanding = true;
+    stats_request(this.vb);
+  }
+
+  /**
+   * A faulty device: push `id` on queue `q`'s used ring as if it had used
+   * that buffer, and raise the queue's interrupt. The driver's
+   * virtqueue_get_buf() finds out whether the driver ever made it available.
+   */
+  return_used(q: number, id: number): void {
+    virtqueue_push_used(this.vb.vqs[q], id);
+    if (q === VQ_STATS) stats_request(this.vb);
   }
 
   /** The last statistics, by the names QEMU's guest-stats property uses. */
@@ -317,6 +365,8 @@ export class HostGuest {
         if (tag >= 0 && tag < VIRTIO_BALLOON_S_NR) this.stats[tag] = buf[base + i + 1];
       }
       this.stats_updates++;
+      if (this.stats_outstanding) this.stats_answers++;
+      this.stats_outstanding = false;
     } else if (q === VQ_FREE_PAGE) {
       const tag = buf[base];
       const v = buf[base + 1];
@@ -351,8 +401,16 @@ export class HostGuest {
       }
     }
     this.buffers[q]++;
-    vq.state[s] = vq.no_wait[s] ? SLOT_FREE : SLOT_USED;
     vq.nr_avail--;
+    if (q === VQ_STATS) {
+      // QEMU keeps the stats buffer until it wants new figures.
+      vq.state[s] = SLOT_HELD;
+      this.stats_slot = s;
+    } else if (vq.no_wait[s]) vq.state[s] = SLOT_FREE;
+    else {
+      vq.state[s] = SLOT_USED;
+      virtqueue_push_used(vq, s);
+    }
   }
 
   /** Whether the driver has posted a buffer the host has not taken yet. */
@@ -391,9 +449,15 @@ export class HostGuest {
  */
 export function* host_device_thread(rt: Runtime, hg: HostGuest): StepOf<void> {
   const vb = hg.vb;
-  const wake = () => hg.stopped || hg.has_avail();
+  const wake = () => hg.stopped || hg.has_avail() || hg.stats_return_ready();
   for (;;) {
     yield* rt.wait_event(vb.obj, "host:avail", wake);
+    if (hg.stats_return_ready()) {
+      yield* rt.schedule_timeout(hg.latency_ns);
+      yield* rt.access(OP_WRITE, vb.obj, USED_FIELD[VQ_STATS]);
+      hg.return_stats_buffer();
+      continue;
+    }
     if (!hg.has_avail()) return;
     yield* rt.schedule_timeout(hg.latency_ns);
     hg.find_oldest_avail();

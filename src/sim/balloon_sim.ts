@@ -263,12 +263,12 @@ function* auto_policy(
   for (let t = interval, round = 0; t < end_ns; t += interval, round++) {
     if (round > 1_000_000) throw new HostSafetyError("host", -1, "auto policy: too many rounds");
     yield* sleep_until(rt, t);
-    const seen = views.map((hg) => hg.stats_updates);
+    const seen = views.map((hg) => hg.stats_answers);
     for (const hg of views) hg.request_stats();
     yield* rt.wait_event(
       -1,
       "host:stats",
-      () => views.every((hg, i) => hg.stats_updates > seen[i]) || worlds.every((w) => w.done),
+      () => views.every((hg, i) => hg.stats_answers > seen[i]) || worlds.every((w) => w.done),
     );
     if (worlds.every((w) => w.done)) return;
     host.rebalance(goal);
