@@ -19,9 +19,14 @@
  *
  * Control, as QEMU's monitor offers it: balloon(target_bytes) (the guest
  * should have this much RAM), query_balloon() (actual), request_stats() /
- * stats; and one automatic policy (rebalance()).
+ * stats (through the stats queue: the device keeps the guest's stats
+ * buffer and gives it back when it wants figures); and one automatic
+ * policy (rebalance()). return_used() plays a faulty device that returns
+ * a buffer id the guest never made available.
  *
- * The safety property (check_balloon_safety): for every frame not named in
+ * The safety property, at the point of use (check_use(), on every
+ * allocation and migration target through m.hooks.page_use) and as a
+ * census (check_balloon_safety): for every frame not named in
  * a buffer still in flight (posted, or being gathered under balloon_lock),
  * the host has it BALLOONED exactly when the guest has it as a balloon page
  * of this device (listed or isolated); and a frame the host has BALLOONED
@@ -29,13 +34,15 @@
  * even while its deflate is in flight.
  */
 
-import { balloon_page_device } from "../kernel/balloon_compaction.ts";
-import { PAGE_SIZE, PageTail } from "../kernel/page.ts";
+import type { Machine } from "../kernel/machine.ts";
+import { PAGE_MAPPING_MOVABLE, PAGE_SIZE, PageTail } from "../kernel/page.ts";
 import {
   FREE_PAGE_TAG_CMD_ID,
   SLOT_AVAIL,
   SLOT_FREE,
+  SLOT_HELD,
   SLOT_USED,
+  stats_request,
   VIRTIO_BALLOON_CMD_ID_DONE,
   VIRTIO_BALLOON_CMD_ID_STOP,
   VIRTIO_BALLOON_F_MUST_TELL_HOST,
@@ -55,6 +62,7 @@ import {
   virtio_balloon_set_free_page_hint_cmd_id,
   virtio_balloon_set_num_pages,
   virtio_has_feature,
+  virtqueue_push_used,
 } from "../kernel/virtio_balloon.ts";
 import type { Runtime, StepOf } from "../runtime/runtime.ts";
 import { OP_WRITE } from "../runtime/runtime.ts";
@@ -120,6 +128,14 @@ export class HostGuest {
   /** Last statistics received (VIRTIO_BALLOON_S_* order), and how many times. */
   readonly stats = new Float64Array(VIRTIO_BALLOON_S_NR);
   stats_updates = 0;
+  /** Statistics received in answer to a request (request_stats()). */
+  stats_answers = 0;
+  /** The stats buffer the device holds (-1: none yet, or given back). */
+  stats_slot = -1;
+  /** A request waits for the device to hold a buffer to give back. */
+  stats_request_pending = false;
+  /** The buffer was given back; the next one answers the request. */
+  stats_outstanding = false;
   readonly history: HostSample[] = [];
   /** Set to let host_device_thread() end once no buffer is pending. */
   stopped = false;
@@ -144,6 +160,44 @@ export class HostGuest {
     if (!(Number.isFinite(lat) && lat >= 0))
       throw new HostControlError(`guest '${this.name}': latency_ns ${lat} must be >= 0`);
     this.latency_ns = lat;
+    // The point-of-use check: every allocation and migration target of the
+    // guest passes the host's frame states (chained: several devices).
+    const prev = m.hooks.page_use;
+    const mine = (_m: Machine, pfn: number, order: number, gfp: number) =>
+      this.check_use(pfn, order, gfp);
+    m.hooks.page_use = prev
+      ? (mm, pfn, order, gfp) => {
+          prev(mm, pfn, order, gfp);
+          mine(mm, pfn, order, gfp);
+        }
+      : mine;
+  }
+
+  /**
+   * The safety property at the point of use: the guest starts using frames
+   * pfn..pfn+2^order-1 (an allocation; gfp 0: a migration copies data into
+   * pfn). None may be a frame the host discarded as ballooned, unless its
+   * deflate is posted and MUST_TELL_HOST was not negotiated (the guest may
+   * then reuse it before the host has read the message). Frames discarded
+   * by free page reporting or hinting may be reused: the host refaults
+   * them. One byte read per frame; the in-flight search only on a hit.
+   */
+  check_use(pfn: number, order: number, gfp: number): void {
+    const f = this.frame;
+    const end = Math.min(pfn + (1 << order), f.length);
+    for (let p = pfn; p < end; p++) {
+      if (f[p] !== FRAME_BALLOONED) continue;
+      const vb = this.vb;
+      if (!virtio_has_feature(vb, VIRTIO_BALLOON_F_MUST_TELL_HOST) && vb_pfn_in_flight(vb, p))
+        continue;
+      throw new HostSafetyError(
+        this.name,
+        p,
+        gfp === 0
+          ? "the guest migrates data into a frame the host discarded as ballooned"
+          : `the guest allocates a frame the host discarded as ballooned (order ${order} block at ${pfn})`,
+      );
+    }
   }
 
   get ram_bytes(): number {
@@ -192,9 +246,41 @@ export class HostGuest {
     virtio_balloon_set_free_page_hint_cmd_id(this.vb, VIRTIO_BALLOON_CMD_ID_DONE);
   }
 
-  /** Ask the guest for fresh statistics (QEMU's stats polling timer). */
+  /**
+   * Ask the guest for fresh statistics (QEMU's stats polling timer): the
+   * device thread gives the held stats buffer back (marks it used) after
+   * the queue latency; the guest's stats_request() callback queues its
+   * stats work, which refills the buffer and makes it available again; the
+   * device reads it after another latency (stats_answers counts these).
+   */
   request_stats(): void {
-    this.vb.stats_work = true;
+    this.stats_request_pending = true;
+  }
+
+  /** A stats request can be served: the device holds the buffer. */
+  stats_return_ready(): boolean {
+    return this.stats_request_pending && this.stats_slot >= 0;
+  }
+
+  /** Give the held stats buffer back (used), raising the guest's stats_request(). */
+  return_stats_buffer(): void {
+    const vq = this.vb.vqs[VQ_STATS];
+    vq.state[this.stats_slot] = SLOT_USED;
+    virtqueue_push_used(vq, this.stats_slot);
+    this.stats_slot = -1;
+    this.stats_request_pending = false;
+    this.stats_outstanding = true;
+    stats_request(this.vb);
+  }
+
+  /**
+   * A faulty device: push `id` on queue `q`'s used ring as if it had used
+   * that buffer, and raise the queue's interrupt. The driver's
+   * virtqueue_get_buf() finds out whether the driver ever made it available.
+   */
+  return_used(q: number, id: number): void {
+    virtqueue_push_used(this.vb.vqs[q], id);
+    if (q === VQ_STATS) stats_request(this.vb);
   }
 
   /** The last statistics, by the names QEMU's guest-stats property uses. */
@@ -279,6 +365,8 @@ export class HostGuest {
         if (tag >= 0 && tag < VIRTIO_BALLOON_S_NR) this.stats[tag] = buf[base + i + 1];
       }
       this.stats_updates++;
+      if (this.stats_outstanding) this.stats_answers++;
+      this.stats_outstanding = false;
     } else if (q === VQ_FREE_PAGE) {
       const tag = buf[base];
       const v = buf[base + 1];
@@ -313,8 +401,16 @@ export class HostGuest {
       }
     }
     this.buffers[q]++;
-    vq.state[s] = vq.no_wait[s] ? SLOT_FREE : SLOT_USED;
     vq.nr_avail--;
+    if (q === VQ_STATS) {
+      // QEMU keeps the stats buffer until it wants new figures.
+      vq.state[s] = SLOT_HELD;
+      this.stats_slot = s;
+    } else if (vq.no_wait[s]) vq.state[s] = SLOT_FREE;
+    else {
+      vq.state[s] = SLOT_USED;
+      virtqueue_push_used(vq, s);
+    }
   }
 
   /** Whether the driver has posted a buffer the host has not taken yet. */
@@ -353,9 +449,15 @@ export class HostGuest {
  */
 export function* host_device_thread(rt: Runtime, hg: HostGuest): StepOf<void> {
   const vb = hg.vb;
-  const wake = () => hg.stopped || hg.has_avail();
+  const wake = () => hg.stopped || hg.has_avail() || hg.stats_return_ready();
   for (;;) {
     yield* rt.wait_event(vb.obj, "host:avail", wake);
+    if (hg.stats_return_ready()) {
+      yield* rt.schedule_timeout(hg.latency_ns);
+      yield* rt.access(OP_WRITE, vb.obj, USED_FIELD[VQ_STATS]);
+      hg.return_stats_buffer();
+      continue;
+    }
     if (!hg.has_avail()) return;
     yield* rt.schedule_timeout(hg.latency_ns);
     hg.find_oldest_avail();
@@ -367,25 +469,31 @@ export function* host_device_thread(rt: Runtime, hg: HostGuest): StepOf<void> {
 
 /**
  * check_balloon_safety(): the safety property of the header, over every
- * frame (O(guest pages); call it every N simulator steps, after every
- * checker step). Throws HostSafetyError naming the first bad frame.
+ * frame (O(guest pages); scenario runs call it at every sample, the tests
+ * after every step). Throws HostSafetyError naming the first bad frame;
+ * returns the number of frames the guest holds as this device's balloon
+ * pages (listed or isolated), which the census needs anyway.
  */
-export function check_balloon_safety(hg: HostGuest): void {
+export function check_balloon_safety(hg: HostGuest): number {
   const vb = hg.vb;
   const bc = vb.bc;
   const mem = bc.mm.m.mem;
   const id = vb.vb_dev_info.id;
   const type = bc.era.page_type;
-  const by_mapping = bc.era.device_lookup === "mapping";
+  // 2012: page->mapping is the device's own balloon mapping (balloon_page_device(),
+  // inlined: this loop runs over every frame); without compaction, the ghosts.
+  const by_mapping = bc.era.device_lookup === "mapping" && bc.compaction;
+  const mapping = ((vb.vb_dev_info.mapping << 2) | PAGE_MAPPING_MOVABLE) >>> 0;
   const must_tell = virtio_has_feature(vb, VIRTIO_BALLOON_F_MUST_TELL_HOST);
   let ballooned = 0;
+  let owned = 0;
   for (let p = 0; p < hg.frame.length; p++) {
     const st = hg.frame[p];
-    // 2012: the balloon mapping says whose page it is (balloon_page_device()).
     const mine = by_mapping
-      ? balloon_page_device(bc, p) === vb.vb_dev_info
+      ? mem.mapping[p] === mapping
       : mem.page_type[p] === type && mem.page_private[p] === id;
     if (st === FRAME_BALLOONED) ballooned++;
+    if (mine) owned++;
     if ((st === FRAME_BALLOONED) === mine) continue;
     if (!vb_pfn_in_flight(vb, p)) {
       throw new HostSafetyError(
@@ -410,6 +518,7 @@ export function check_balloon_safety(hg: HostGuest): void {
       -1,
       `host counts ${hg.ballooned_pages} ballooned, frames say ${ballooned}`,
     );
+  return owned;
 }
 
 /** Several guests on one host. */

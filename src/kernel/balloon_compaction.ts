@@ -13,15 +13,19 @@
  * A BalloonCompaction is the interface for one machine: it is registered
  * once as the "balloon" movable_ops driver (the kernel's balloon_aops /
  * balloon_mops) and keeps every balloon device of the machine; a page finds
- * its device through page->private (device id, 0 for none). Several devices
- * can exist at once, each with its own list and pages_lock.
+ * its device through page->private (device id, 0 for none), in 2012 through
+ * page->mapping, the device's own balloon mapping (balloon_mapping_alloc()
+ * per device; pagesim registers one movable_ops handle per device). Several
+ * devices can exist at once in every era, each with its own list and
+ * pages_lock.
  *
  * CONFIG_BALLOON_COMPACTION: `compaction: false` builds the interface
  * without it: pages are not marked movable, compaction steps around them,
  * dequeue does not look at PG_isolated. In 2012 the header's stubs then
  * only link and unlink the page (no balloon mapping: nothing says "balloon
- * page"); pagesim marks such a page with the PGTY_balloon page type as a
- * ghost, so that the invariants and the host can still tell whose it is.
+ * page"); pagesim marks such a page with the PGTY_balloon page type and
+ * its device id in page->private as ghosts, so that the invariants and the
+ * host can still tell whose it is.
  *
  * Lock order (2012-2025): page lock, then b_dev_info->pages_lock. From
  * 2016 on enqueue and dequeue hold pages_lock and only *try* the page lock,
@@ -67,7 +71,7 @@ import {
   GFP_HIGHUSER,
   GFP_HIGHUSER_MOVABLE,
 } from "./gfp.ts";
-import { list_add, list_count_nodes, list_del, list_empty } from "./list.ts";
+import { list_add, list_count_nodes, list_del, list_empty, list_entry_linked } from "./list.ts";
 import type { Machine } from "./machine.ts";
 import { put_page, this_cpu } from "./mm/lru.ts";
 import { lock_page, page_locked_by_me, trylock_page, unlock_page } from "./mm/pagemap.ts";
@@ -147,6 +151,13 @@ export class BalloonDevInfo {
   nosleep_refused = 0;
   /** Inflation takes pages out of the managed count (v6.x field; the 2016 driver did it itself). */
   adjust_managed_page_count = false;
+  /**
+   * 2012: the movable_ops handle of the device's own balloon mapping
+   * (balloon_mapping_alloc() gave each device one; page->mapping names it
+   * and mapping->private_data is the device). 0 in other eras and without
+   * CONFIG_BALLOON_COMPACTION.
+   */
+  mapping = 0;
   /** Model bookkeeping: pages on `pages`, kept so invariants are O(1). */
   nr_listed = 0;
   /** Set once balloon_devinfo_release() ran: the device is gone. */
@@ -183,6 +194,8 @@ export class BalloonCompaction implements MovableOperations {
   readonly handle: number;
   /** device id -> device; slot 0 unused. */
   readonly devices: (BalloonDevInfo | null)[] = [null];
+  /** 2012: balloon mapping (movable_ops handle) -> its device (mapping->private_data). */
+  readonly mapping_devices: (BalloonDevInfo | null)[] = [];
   /** balloon_pages_lock of the 2026 era, null in eras with a lock per device. */
   readonly balloon_pages_lock: Lock | null;
   /**
@@ -196,6 +209,8 @@ export class BalloonCompaction implements MovableOperations {
     dequeue_page_locked: 0,
     /** dequeue skipped a page compaction had isolated. */
     dequeue_isolated: 0,
+    /** balloon_page_finalize() ran (2025 on, where it replaced delete). */
+    finalize: 0,
   };
 
   constructor(mm: MmState, opts: BalloonCompactionOptions = {}) {
@@ -247,16 +262,22 @@ export function core_locks_pages(bc: BalloonCompaction): boolean {
   return bc.mm.era.uses_page_lock && holds(bc, RULE_CORE_PAGE_LOCK);
 }
 
-/** balloon_devinfo_init(): a new, empty device. */
+/**
+ * balloon_devinfo_init(): a new, empty device. 2012 with
+ * CONFIG_BALLOON_COMPACTION: also balloon_mapping_alloc(), the device's own
+ * balloon mapping (its a_ops the shared balloon_aops), so several devices
+ * coexist: pagesim registers the interface once more as a movable_ops
+ * driver and the new handle is that mapping.
+ */
 export function balloon_devinfo_init(bc: BalloonCompaction, name: string): BalloonDevInfo {
   const mm = bc.mm;
-  if (bc.era.device_lookup === "mapping" && bc.devices.some((d) => d !== null))
-    throw new RangeError(
-      `balloon era ${bc.era.name}: one device per machine (one balloon mapping)`,
-    );
   const lock = bc.balloon_pages_lock ?? mm.new_lock("b_dev_info->pages_lock", "spinlock");
   const head = mm.list_head_pool.pop() ?? mm.m.mem.alloc_list_head();
   const b = new BalloonDevInfo(bc.devices.length, name, lock, head);
+  if (bc.era.device_lookup === "mapping" && bc.compaction) {
+    b.mapping = register_movable_ops(mm, bc);
+    bc.mapping_devices[b.mapping] = b;
+  }
   bc.devices.push(b);
   return b;
 }
@@ -270,23 +291,26 @@ export function balloon_devinfo_release(bc: BalloonCompaction, b: BalloonDevInfo
   }
   b.released = true;
   bc.devices[b.id] = null;
+  // balloon_mapping_free(): no page names the mapping any more.
+  if (b.mapping !== 0) bc.mapping_devices[b.mapping] = null;
   bc.mm.list_head_pool.push(b.pages);
 }
 
 /**
  * balloon_page_device(): the device a balloon page belongs to, or null.
- * 2012: page->mapping is the device's balloon mapping (mapping->private_data
- * is the device; one device per machine); later: page->private.
+ * 2012: page->mapping is the device's own balloon mapping, whose
+ * private_data is the device; later: page->private.
  */
 export function balloon_page_device(bc: BalloonCompaction, pfn: Pfn): BalloonDevInfo | null {
   const mem = bc.mm.m.mem;
   if (bc.era.device_lookup === "mapping") {
-    // Without CONFIG_BALLOON_COMPACTION there is no mapping: the ghost type.
-    const mine = bc.compaction
-      ? era2012.page_movable_ops_handle(mem, pfn) === bc.handle
-      : mem.page_type[pfn] === bc.era.page_type;
-    if (!mine) return null;
-    return bc.devices.find((d) => d !== null) ?? null;
+    if (bc.compaction) {
+      const h = era2012.page_movable_ops_handle(mem, pfn);
+      return h === 0 ? null : (bc.mapping_devices[h] ?? null);
+    }
+    // Without CONFIG_BALLOON_COMPACTION there is no mapping: the ghost
+    // page type, and the ghost device id in page->private (pagesim's own).
+    if (mem.page_type[pfn] !== bc.era.page_type) return null;
   }
   const id = mem.page_private[pfn];
   return id === 0 ? null : (bc.devices[id] ?? null);
@@ -311,11 +335,22 @@ export function balloon_mapping_gfp_mask(bc: BalloonCompaction): number {
   return bc.compaction ? GFP_HIGHUSER_MOVABLE : GFP_HIGHUSER;
 }
 
+/**
+ * The gfp of a balloon page: balloon_mapping_gfp_mask() with
+ * __GFP_NOMEMALLOC (no reserves) and __GFP_NORETRY (no hard reclaim, no
+ * OOM). 2012 and 2014 (balloon_page_enqueue() allocated then) stop there;
+ * from the v5.2 balloon_page_alloc(), the shape of the 2016 era and later,
+ * __GFP_NOWARN too (a failure is expected: the driver backs off).
+ */
+export function balloon_page_alloc_gfp(bc: BalloonCompaction): number {
+  const gfp = balloon_mapping_gfp_mask(bc) | __GFP_NOMEMALLOC | __GFP_NORETRY;
+  return bc.era.isolation === "core" ? gfp | __GFP_NOWARN : gfp;
+}
+
 /** balloon_page_alloc(): a page for the balloon, or -1 (never retries hard, never OOMs). */
 export function balloon_page_alloc(rt: Runtime, bc: BalloonCompaction): Pfn {
   const m = bc.mm.m;
-  const gfp = balloon_mapping_gfp_mask(bc) | __GFP_NOMEMALLOC | __GFP_NORETRY | __GFP_NOWARN;
-  return alloc_pages(m, this_cpu(rt, m), gfp, 0);
+  return alloc_pages(m, this_cpu(rt, m), balloon_page_alloc_gfp(bc), 0);
 }
 
 /** adjust_managed_page_count(): ballooned pages leave (or rejoin) the zone's managed pages. */
@@ -354,8 +389,9 @@ export function balloon_page_insert(
   // 2012: page->mapping = the balloon mapping; 2014: SetPagePrivate (on the
   // list; the !CONFIG_BALLOON_COMPACTION stub did not set it); 2016:
   // PAGE_MAPPING_MOVABLE; 2025 on: PG_movable_ops.
-  if (bc.compaction) __SetPageMovable(bc.mm, pfn, bc.handle);
-  if (by_private) mem.page_private[pfn] = b.id;
+  if (bc.compaction) __SetPageMovable(bc.mm, pfn, b.mapping !== 0 ? b.mapping : bc.handle);
+  // 2012 without compaction: the ghost device id (no mapping to name it).
+  if (by_private || !bc.compaction) mem.page_private[pfn] = b.id;
   list_add(mem, pfn, b.pages);
   b.nr_listed++;
 }
@@ -405,12 +441,52 @@ export function balloon_page_delete(rt: Runtime, bc: BalloonCompaction, pfn: Pfn
 }
 
 /**
- * balloon_page_finalize() (v6.17 on): clear page->private of a page already
- * taken off the list; the page type stays until the page is freed in those
- * eras, but pagesim's 2016 era clears it too so the page can be freed.
+ * balloon_page_finalize() (v6.17 on, the 2025 and 2026 eras, where it
+ * replaced balloon_page_delete()): the caller has already taken the page
+ * off the list (dequeue) or it is isolated (the old page of a migration);
+ * the page stops naming its device: page->private = 0 (under the pages
+ * lock, or isolated). The kernel leaves PageOffline and PG_movable_ops
+ * until the page is freed; pagesim clears them here so the allocator
+ * accepts the free (README, Fidelity).
  */
 export function balloon_page_finalize(rt: Runtime, bc: BalloonCompaction, pfn: Pfn): void {
-  balloon_page_delete(rt, bc, pfn);
+  const mem = bc.mm.m.mem;
+  const b = balloon_page_device(bc, pfn);
+  rule(bc, RULE_PRIVATE_NAMES_DEVICE, b !== null, "balloon_page_finalize", pfn);
+  if (b === null) return;
+  const locked = b.pages_lock.owner === rt.current;
+  rule(bc, RULE_PAGES_LOCK_HELD, locked || PageIsolated(mem, pfn), "balloon_page_finalize", pfn);
+  VM_BUG_ON_PAGE(
+    !PageIsolated(mem, pfn) && list_entry_linked(mem, pfn),
+    mem,
+    pfn,
+    "balloon_page_finalize: page still on the balloon list",
+  );
+  if (typed_balloon(bc)) mem.page_type[pfn] = PGTY_none;
+  if (bc.compaction) __ClearPageMovable(bc.mm, pfn);
+  mem.page_private[pfn] = 0;
+  bc.coverage.finalize++;
+}
+
+/**
+ * The page leaves the balloon as the era's code writes it: 2025 on the
+ * caller unlinks a listed page and calls balloon_page_finalize(); before,
+ * balloon_page_delete() does both.
+ */
+export function balloon_page_remove(rt: Runtime, bc: BalloonCompaction, pfn: Pfn): void {
+  if (!bc.era.isolate_checks_device) {
+    balloon_page_delete(rt, bc, pfn);
+    return;
+  }
+  const mem = bc.mm.m.mem;
+  if (!PageIsolated(mem, pfn)) {
+    const b = balloon_page_device(bc, pfn);
+    if (b !== null) {
+      list_del(mem, pfn);
+      b.nr_listed--;
+    }
+  }
+  balloon_page_finalize(rt, bc, pfn);
 }
 
 /** Whether enqueue and dequeue take the page lock (era, and rule page-lock-held). */
@@ -550,7 +626,7 @@ export function* balloon_page_list_dequeue(
     if (!locked_walk) yield* rt.spin_lock(b.pages_lock);
     const extra_ref = bc.era.isolation === "refcount" && holds(bc, RULE_DEQUEUE_EXTRA_REF);
     if (extra_ref) mem._refcount[p]++;
-    balloon_page_delete(rt, bc, p);
+    balloon_page_remove(rt, bc, p);
     if (b.adjust_managed_page_count) adjust_managed_page_count(m, p, 1);
     m.vm_events[BALLOON_DEFLATE]++;
     list_add(mem, p, list);
@@ -771,9 +847,16 @@ export function* balloon_page_migrate(
 
 /**
  * The device's pages on its list, checking every link and page (debug, and
- * the invariants in the header). Returns the list length.
+ * the invariants in the header). Returns the list length. `mid_step`: the
+ * check runs between any two steps, where a listed page may still carry
+ * PG_isolated while its page lock is held (the core clears the flag after
+ * the putback callback relinked the page, both under that lock).
  */
-export function verify_balloon_dev_info(bc: BalloonCompaction, b: BalloonDevInfo): number {
+export function verify_balloon_dev_info(
+  bc: BalloonCompaction,
+  b: BalloonDevInfo,
+  mid_step = false,
+): number {
   const mem = bc.mm.m.mem;
   const n = list_count_nodes(mem, b.pages, mem.nr_pages);
   if (n !== b.nr_listed)
@@ -783,7 +866,12 @@ export function verify_balloon_dev_info(bc: BalloonCompaction, b: BalloonDevInfo
   for (let p = mem.lru_next[b.pages]; p !== b.pages; p = mem.lru_next[p]) {
     VM_BUG_ON_PAGE(!PageBalloon(bc, p), mem, p, "balloon list: page without the balloon type");
     VM_BUG_ON_PAGE(balloon_page_device(bc, p) !== b, mem, p, "balloon list: names another device");
-    VM_BUG_ON_PAGE(PageIsolated(mem, p), mem, p, "balloon list: isolated page on the list");
+    VM_BUG_ON_PAGE(
+      PageIsolated(mem, p) && !(mid_step && PageLocked(mem, p)),
+      mem,
+      p,
+      "balloon list: isolated page on the list",
+    );
     VM_BUG_ON_PAGE(mem._refcount[p] < 1, mem, p, "balloon list: page without reference");
   }
   return n;

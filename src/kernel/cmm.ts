@@ -30,10 +30,10 @@ import {
   type BalloonDevInfo,
   balloon_devinfo_init,
   balloon_page_alloc,
-  balloon_page_delete,
   balloon_page_dequeue_onto,
   balloon_page_enqueue,
   balloon_page_insert,
+  balloon_page_remove,
 } from "./balloon_compaction.ts";
 import { EBUSY } from "./errno.ts";
 import { list_del } from "./list.ts";
@@ -196,7 +196,7 @@ export function* cmm_migratepage(
   cmm.transit[T_MIGRATE_OLD] = page;
   yield* rt.spin_lock(b.pages_lock);
   balloon_page_insert(rt, bc, b, newpage);
-  balloon_page_delete(rt, bc, page);
+  balloon_page_remove(rt, bc, page); // 2025 on: balloon_page_finalize()
   b.isolated_pages--;
   mm.m.vm_events[BALLOON_MIGRATE]++;
   yield* rt.spin_unlock(b.pages_lock);

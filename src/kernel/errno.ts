@@ -6,6 +6,7 @@
 
 export const EPERM = 1;
 export const ENOENT = 2;
+export const EIO = 5;
 export const EEXIST = 17;
 export const EAGAIN = 11;
 export const ENOMEM = 12;

@@ -83,6 +83,13 @@ export interface AllocHooks {
   oom_notify: ((m: Machine, cpu: number) => number) | null;
   /** The OOM killer: free memory by ending a task; whether it did. */
   oom_kill: ((m: Machine, cpu: number, order: number) => boolean) | null;
+  /**
+   * Not a kernel hook: an observer told each time the guest starts using
+   * frames (an allocation returned 2^order of them with this gfp; gfp 0: a
+   * migration copies data into one). The host model checks there that the
+   * frames are not ones it discarded (host/host.ts). Null: no cost.
+   */
+  page_use: ((m: Machine, pfn: Pfn, order: number, gfp: number) => void) | null;
 }
 
 export class Machine {
@@ -100,6 +107,7 @@ export class Machine {
     direct_reclaim: null,
     oom_notify: null,
     oom_kill: null,
+    page_use: null,
   };
   readonly free_area_hooks: FreeAreaHooks = {
     page_reporting_notify_free: null,

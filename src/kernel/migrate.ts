@@ -234,6 +234,9 @@ function* unmap_and_move(
   const mem = m.mem;
   const newpage = get_new_page(page);
   if (newpage < 0) return -ENOMEM;
+  // The data will be copied into newpage (compaction's targets come off its
+  // own free list, not through the allocator): tell the observer.
+  if (m.hooks.page_use !== null) m.hooks.page_use(m, newpage, 0, 0);
   const movable = mm.era.isolated_movable_page(mem, page);
   const iso_item = movable ? -1 : nr_isolated_item(mem, page);
   let rc: number;

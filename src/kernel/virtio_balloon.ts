@@ -33,7 +33,11 @@
  * Bad input: a target that is not an integer in [0, 2^32) or arrives while
  * the device is being removed throws BalloonConfigError; feature bits the
  * driver does not know are masked off and counted (features_rejected), as
- * virtio feature negotiation does.
+ * virtio feature negotiation does; a used buffer id the driver never made
+ * available breaks its queue (virtqueue_get_buf's BAD_RING: bad_used,
+ * errors, Virtqueue.broken) and the device stops moving pages.
+ * Stats: the device keeps the stats buffer and gives it back (used) when it
+ * wants figures; stats_request() then queues the stats work.
  */
 
 import type { Lock, Runtime, StepOf } from "../runtime/runtime.ts";
@@ -45,13 +49,13 @@ import {
   balloon_devinfo_init,
   balloon_devinfo_release,
   balloon_page_alloc,
-  balloon_page_delete,
   balloon_page_dequeue_onto,
   balloon_page_enqueue,
   balloon_page_insert,
+  balloon_page_remove,
 } from "./balloon_compaction.ts";
 import { assert } from "./bug.ts";
-import { EAGAIN } from "./errno.ts";
+import { EAGAIN, EIO } from "./errno.ts";
 import { __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN } from "./gfp.ts";
 import { list_add, list_del } from "./list.ts";
 import type { Machine } from "./machine.ts";
@@ -143,6 +147,12 @@ export const SLOT_FREE = 0;
 export const SLOT_AVAIL = 1;
 /** Taken and answered by the host; the driver has not collected it yet. */
 export const SLOT_USED = 2;
+/** Taken by the host and kept (the stats buffer, until the host wants new figures). */
+export const SLOT_HELD = 3;
+/** Used-ring entries beyond the slots (room for ids a faulty device returns). */
+export const USED_RING_EXTRA = 8;
+/** dev_err() lines a VirtioBalloon keeps. */
+export const VB_ERRORS_MAX = 16;
 
 /** Buffers per queue and entries per buffer (the free page queue: many small ones). */
 export const VQ_SLOTS = 4;
@@ -177,6 +187,16 @@ export class Virtqueue {
   /** Posting order (sequence number), for the host to process in order. */
   readonly seq: Float64Array;
   nr_avail = 0;
+  /**
+   * The used ring: ids of buffers the device has used, in order; the driver
+   * consumes them in virtqueue_get_buf(). used_head counts pushes,
+   * used_tail pops.
+   */
+  readonly used_ring: Int32Array;
+  used_head = 0;
+  used_tail = 0;
+  /** BAD_RING() marked the queue broken: it carries nothing any more. */
+  broken = false;
   /** Step field names ("inflate.kick", "inflate.used"). */
   readonly kick_field: string;
   readonly used_field: string;
@@ -190,6 +210,7 @@ export class Virtqueue {
     this.state = new Uint8Array(slots);
     this.no_wait = new Uint8Array(slots);
     this.seq = new Float64Array(slots);
+    this.used_ring = new Int32Array(slots + USED_RING_EXTRA);
     this.kick_field = `${this.name}.kick`;
     this.used_field = `${this.name}.used`;
   }
@@ -234,6 +255,15 @@ export class VirtioBalloon {
   removing = false;
   removed = false;
   readonly stats = new Float64Array(VIRTIO_BALLOON_S_NR);
+  /** The stats queue's tag/value pairs, gathered before posting. */
+  readonly stats_buf = new Float64Array(2 * VIRTIO_BALLOON_S_NR);
+  /**
+   * Used ids the device returned that the driver never made available (or
+   * already had back): each broke its queue (virtqueue_get_buf's BAD_RING).
+   * `errors` keeps the first dev_err() lines.
+   */
+  bad_used = 0;
+  readonly errors: string[] = [];
   /** Counters of the driver's own events. */
   out_of_puff = 0;
   oom_pages = OOM_VBALLOON_DEFAULT_PAGES;
@@ -248,6 +278,12 @@ export class VirtioBalloon {
   migrate_nosleep = 0;
   /** Worker rounds run. */
   rounds = 0;
+  /**
+   * Model bookkeeping: the old page of a migratepage between the insert of
+   * the new page and the delete of the old one (-1 otherwise); in that
+   * window the device owns one page more than listed + isolated_pages.
+   */
+  migrating_pfn = -1;
   /** The OOM notifier installed in m.hooks, so removal can take it out. */
   oom_hook: ((m: Machine, cpu: number) => number) | null = null;
   /** Free page reporting (VIRTIO_BALLOON_F_REPORTING), or null. */
@@ -315,6 +351,9 @@ export function virtballoon_probe(
   bc: BalloonCompaction,
   opts: VirtballoonProbeOptions,
 ): VirtioBalloon {
+  // Bad parameters are refused before the device exists (no half-made device).
+  if (opts.oom_pages !== undefined && !(Number.isInteger(opts.oom_pages) && opts.oom_pages > 0))
+    throw new BalloonConfigError(`virtio_balloon '${opts.name}': oom_pages must be > 0`);
   const obj = opts.obj ?? 1000 + bc.devices.length;
   const vb = new VirtioBalloon(bc, opts.name, opts.device_features, obj);
   const b = vb.vb_dev_info;
@@ -327,11 +366,7 @@ export function virtballoon_probe(
   const oom = virtio_has_feature(vb, VIRTIO_BALLOON_F_DEFLATE_ON_OOM);
   // Without deflate-on-OOM ballooned memory leaves the managed count.
   b.adjust_managed_page_count = !oom;
-  if (opts.oom_pages !== undefined) {
-    if (!(Number.isInteger(opts.oom_pages) && opts.oom_pages > 0))
-      throw new BalloonConfigError(`virtio_balloon '${opts.name}': oom_pages must be > 0`);
-    vb.oom_pages = opts.oom_pages;
-  }
+  if (opts.oom_pages !== undefined) vb.oom_pages = opts.oom_pages;
   if (oom) {
     const m = bc.mm.m;
     const prev = m.hooks.oom_notify;
@@ -339,6 +374,9 @@ export function virtballoon_probe(
     vb.oom_hook = mine;
     m.hooks.oom_notify = prev ? (mm, cpu) => prev(mm, cpu) + mine(mm, cpu) : mine;
   }
+  // init_vqs(): the stats queue starts with one buffer of figures, which the
+  // device keeps until it wants fresh ones.
+  if (virtio_has_feature(vb, VIRTIO_BALLOON_F_STATS_VQ)) stats_post(vb);
   if (virtio_has_feature(vb, VIRTIO_BALLOON_F_REPORTING)) {
     const m = bc.mm.m;
     const prdev = new PageReportingDevInfo(
@@ -372,17 +410,20 @@ export function* virtballoon_free_page_report(
     vb.report_buf[2 * i + 1] = orders[i];
   }
   const slot = virtqueue_add_outbuf(vb, vq, vb.report_buf, 2 * n, false);
+  if (slot < 0 && vq.broken) return -EIO;
   assert(slot >= 0, "virtballoon_free_page_report: one report in flight at a time");
   yield* rt.access(OP_WRITE, vb.obj, "reporting.kick");
-  yield* rt.wait_event(vb.obj, "reporting.used", () => vq.state[slot] === SLOT_USED);
-  vq.state[slot] = SLOT_FREE;
+  yield* wait_for_used(rt, vb, vq, slot);
   return 0;
 }
 
 // ---------------------------------------------------------------------------
 // Virtqueue operations (driver side)
 
-/** virtqueue_add_outbuf() of `n` entries copied from `src`: the slot, or -1 when full. */
+/**
+ * virtqueue_add_outbuf() of `n` entries copied from `src`: the slot, or -1
+ * when full or broken (the kernel's -ENOSPC / -EIO).
+ */
 export function virtqueue_add_outbuf(
   vb: VirtioBalloon,
   vq: Virtqueue,
@@ -391,6 +432,7 @@ export function virtqueue_add_outbuf(
   no_wait: boolean,
 ): number {
   assert(n > 0 && n <= vq.entries, "virtqueue_add_outbuf: buffer size");
+  if (vq.broken) return -1;
   for (let s = 0; s < vq.slots; s++) {
     if (vq.state[s] !== SLOT_FREE) continue;
     const base = s * vq.entries;
@@ -406,6 +448,75 @@ export function virtqueue_add_outbuf(
 }
 
 /**
+ * The device side of "used": push buffer id `id` on the used ring
+ * (virtqueue_push() in QEMU); the device marks the slot SLOT_USED first.
+ * Nothing checks `id` here: the driver does, in virtqueue_get_buf().
+ */
+export function virtqueue_push_used(vq: Virtqueue, id: number): void {
+  const cap = vq.used_ring.length;
+  assert(vq.used_head - vq.used_tail < cap, "virtqueue_push_used: used ring full");
+  vq.used_ring[vq.used_head % cap] = id;
+  vq.used_head++;
+}
+
+/** The driver's dev_err(): count and keep the first lines. */
+function vb_err(vb: VirtioBalloon, what: string): void {
+  if (vb.errors.length < VB_ERRORS_MAX) vb.errors.push(`virtio_balloon '${vb.name}': ${what}`);
+}
+
+/**
+ * virtqueue_get_buf(): the next used buffer's slot, freed for reuse, or -1
+ * when none is used (or the queue is broken). An id that is out of range or
+ * names a buffer the driver did not have with the device is the device's
+ * fault: BAD_RING() logs it, counts it (bad_used) and marks the queue
+ * broken, after which it carries nothing (add fails, get_buf finds nothing).
+ */
+export function virtqueue_get_buf(vb: VirtioBalloon, vq: Virtqueue): number {
+  if (vq.broken || vq.used_tail === vq.used_head) return -1;
+  const id = vq.used_ring[vq.used_tail % vq.used_ring.length];
+  vq.used_tail++;
+  const bad = !(Number.isInteger(id) && id >= 0 && id < vq.slots) || vq.state[id] !== SLOT_USED;
+  if (bad) {
+    vq.broken = true;
+    vb.bad_used++;
+    vb_err(
+      vb,
+      `${vq.name}: used id ${id} ${id >= 0 && id < vq.slots ? "is not a buffer the device had" : "out of range"}; queue broken`,
+    );
+    return -1;
+  }
+  vq.state[id] = SLOT_FREE;
+  return id;
+}
+
+/**
+ * Sleep until the device has used our buffer `slot` (the kernel's
+ * wait_event(vb->acked, virtqueue_get_buf(...))): collect used ids as they
+ * come. A bad id breaks the queue; the kernel would then wait forever
+ * (get_buf finds nothing any more); pagesim lets this one buffer finish
+ * once the device has used it, so that no page is left half-moved, and the
+ * callers stop using a broken device (virtballoon_broken).
+ */
+function* wait_for_used(rt: Runtime, vb: VirtioBalloon, vq: Virtqueue, slot: number): StepOf<void> {
+  for (let n = 0; ; n++) {
+    assert(n <= vq.used_ring.length, "tell_host: used ring walk bounded");
+    yield* rt.wait_event(vb.obj, vq.used_field, () =>
+      vq.broken ? vq.state[slot] === SLOT_USED : vq.used_head !== vq.used_tail,
+    );
+    if (vq.broken) {
+      vq.state[slot] = SLOT_FREE;
+      return;
+    }
+    if (virtqueue_get_buf(vb, vq) === slot) return;
+  }
+}
+
+/** Whether a queue the resize, migration or OOM paths need is broken (BAD_RING). */
+export function virtballoon_broken(vb: VirtioBalloon): boolean {
+  return vb.vqs[VQ_INFLATE].broken || vb.vqs[VQ_DEFLATE].broken;
+}
+
+/**
  * tell_host(): post vb.pfns[0..num_pfns) on `vq`, kick, and sleep until the
  * host has used the buffer (the kernel's wait_event on vb->acked).
  */
@@ -413,8 +524,7 @@ export function* tell_host(rt: Runtime, vb: VirtioBalloon, vq: Virtqueue): StepO
   const slot = virtqueue_add_outbuf(vb, vq, vb.pfns, vb.num_pfns, false);
   assert(slot >= 0, "tell_host: the driver has one buffer in flight per queue");
   yield* rt.access(OP_WRITE, vb.obj, vq.kick_field);
-  yield* rt.wait_event(vb.obj, vq.used_field, () => vq.state[slot] === SLOT_USED);
-  vq.state[slot] = SLOT_FREE; // virtqueue_get_buf()
+  yield* wait_for_used(rt, vb, vq, slot);
 }
 
 /** Whether `pfn` is in a buffer the host has not answered, or being gathered under balloon_lock. */
@@ -468,6 +578,16 @@ export function* fill_balloon(rt: Runtime, vb: VirtioBalloon, num: number): Step
     list_add(mem, page, list); // balloon_page_push()
   }
   yield* rt.mutex_lock(vb.balloon_lock);
+  if (virtballoon_broken(vb)) {
+    // A broken queue carries nothing: give the pages back untouched.
+    for (let page = mem.lru_next[list]; page !== list; page = mem.lru_next[list]) {
+      list_del(mem, page);
+      put_page(rt, mm, page);
+    }
+    mm.list_head_pool.push(list);
+    yield* rt.mutex_unlock(vb.balloon_lock);
+    return 0;
+  }
   vb.num_pfns = 0;
   for (let page = mem.lru_next[list]; page !== list; page = mem.lru_next[list]) {
     list_del(mem, page); // balloon_page_pop()
@@ -491,7 +611,10 @@ export function* leak_balloon(rt: Runtime, vb: VirtioBalloon, num: number): Step
   const mem = bc.mm.m.mem;
   const list = vb.leak_list;
   yield* rt.mutex_lock(vb.balloon_lock);
-  const n_max = Math.min(num, VIRTIO_BALLOON_ARRAY_PFNS_MAX, vb.num_pages);
+  // A broken queue carries nothing: the pages stay in the balloon.
+  const n_max = virtballoon_broken(vb)
+    ? 0
+    : Math.min(num, VIRTIO_BALLOON_ARRAY_PFNS_MAX, vb.num_pages);
   for (vb.num_pfns = 0; vb.num_pfns < n_max; ) {
     // balloon_page_dequeue() and list_add() onto the local list in one.
     const page = yield* balloon_page_dequeue_onto(rt, bc, vb.vb_dev_info, list);
@@ -532,7 +655,7 @@ export function* update_balloon_size_func(rt: Runtime, vb: VirtioBalloon): StepO
     diff > 0 ? yield* fill_balloon(rt, vb, diff) : -(yield* leak_balloon(rt, vb, -diff));
   diff -= moved;
   update_balloon_size(vb);
-  if (diff !== 0 && !vb.stop_update) {
+  if (diff !== 0 && !vb.stop_update && !virtballoon_broken(vb)) {
     vb.size_work = true; // queue_work()
     if (moved === 0) yield* rt.schedule_timeout(NO_PROGRESS_DELAY_NS);
   }
@@ -552,6 +675,7 @@ export function* virtballoon_worker(rt: Runtime, vb: VirtioBalloon): StepOf<void
     yield* rt.wait_event(vb.obj, "vb->work", () => vb_work_pending(vb));
     if (vb.stats_work) {
       vb.stats_work = false;
+      yield* rt.access(OP_WRITE, vb.obj, "stats.kick");
       stats_handle_request(vb);
     }
     if (vb.free_page_work && !vb.stop_update) {
@@ -752,6 +876,11 @@ export function* virtballoon_migratepage(
     return -EAGAIN;
   }
   if (!(yield* rt.mutex_trylock(vb.balloon_lock))) return -EAGAIN;
+  if (virtballoon_broken(vb)) {
+    // The host cannot be told: the page stays where it is.
+    yield* rt.mutex_unlock(vb.balloon_lock);
+    return -EAGAIN;
+  }
   mm.m.mem._refcount[newpage]++; // get_page(): the balloon's reference
   // set_page_pfns() before the insert (the kernel does it after): the new
   // page is in flight from the moment it is a balloon page.
@@ -760,13 +889,15 @@ export function* virtballoon_migratepage(
   yield* rt.spin_lock(b.pages_lock);
   balloon_page_insert(rt, bc, b, newpage);
   b.isolated_pages--;
+  vb.migrating_pfn = page;
   mm.m.vm_events[BALLOON_MIGRATE]++;
   yield* rt.spin_unlock(b.pages_lock);
   yield* tell_host(rt, vb, vb.vqs[VQ_INFLATE]);
   vb.num_pfns = VIRTIO_BALLOON_PAGES_PER_PAGE;
   vb.pfns[0] = page;
   if (bc.era.delete_under_pages_lock) yield* rt.spin_lock(b.pages_lock);
-  balloon_page_delete(rt, bc, page);
+  balloon_page_remove(rt, bc, page); // 2025 on: balloon_page_finalize()
+  vb.migrating_pfn = -1;
   if (bc.era.delete_under_pages_lock) yield* rt.spin_unlock(b.pages_lock);
   yield* tell_host(rt, vb, vb.vqs[VQ_DEFLATE]);
   vb.num_pfns = 0;
@@ -837,13 +968,8 @@ export function virtballoon_oom_notify(vb: VirtioBalloon, m: Machine, cpu: numbe
 // ---------------------------------------------------------------------------
 // Statistics
 
-/**
- * update_balloon_stats() + stats_handle_request(): fill the tag/value
- * pairs and post them on the stats queue (not waited for: the host hands
- * the buffer back when it wants new figures).
- */
-export function stats_handle_request(vb: VirtioBalloon): void {
-  if (!virtio_has_feature(vb, VIRTIO_BALLOON_F_STATS_VQ)) return;
+/** update_balloon_stats(): the guest's figures, by the spec's tags. */
+export function update_balloon_stats(vb: VirtioBalloon): void {
   const m = vb.bc.mm.m;
   let free = 0;
   let total = 0;
@@ -858,10 +984,35 @@ export function stats_handle_request(vb: VirtioBalloon): void {
   s[VIRTIO_BALLOON_S_MEMTOT] = total * 4096;
   s[VIRTIO_BALLOON_S_AVAIL] = (free + caches) * 4096;
   s[VIRTIO_BALLOON_S_CACHES] = caches * 4096;
-  const pairs = new Float64Array(2 * VIRTIO_BALLOON_S_NR);
+}
+
+/** Fill the figures and make the stats buffer available to the device. */
+function stats_post(vb: VirtioBalloon): number {
+  update_balloon_stats(vb);
+  const pairs = vb.stats_buf;
   for (let t = 0; t < VIRTIO_BALLOON_S_NR; t++) {
     pairs[2 * t] = t;
-    pairs[2 * t + 1] = s[t];
+    pairs[2 * t + 1] = vb.stats[t];
   }
-  virtqueue_add_outbuf(vb, vb.vqs[VQ_STATS], pairs, pairs.length, true);
+  return virtqueue_add_outbuf(vb, vb.vqs[VQ_STATS], pairs, pairs.length, false);
+}
+
+/**
+ * stats_request(): the stats queue's callback. The device returned (used)
+ * the stats buffer: it wants fresh figures; queue the stats work unless the
+ * device is going away.
+ */
+export function stats_request(vb: VirtioBalloon): void {
+  if (!vb.stop_update) vb.stats_work = true;
+}
+
+/**
+ * stats_handle_request(): the stats work: take the buffer the device
+ * returned (virtqueue_get_buf; nothing if it returned none, or a bad id,
+ * which breaks the queue), refill it and make it available again.
+ */
+export function stats_handle_request(vb: VirtioBalloon): void {
+  if (!virtio_has_feature(vb, VIRTIO_BALLOON_F_STATS_VQ)) return;
+  if (virtqueue_get_buf(vb, vb.vqs[VQ_STATS]) < 0) return;
+  stats_post(vb);
 }

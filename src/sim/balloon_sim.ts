@@ -8,8 +8,8 @@
  *    with its own balloon protocol (ERAS[era].balloon) on its own movable
  *    core (scenario_run.ts: ERAS[era].movable). A feature the era's driver
  *    did not have yet (FEATURE_SINCE: deflate_on_oom before v3.19,
- *    free_page_hint before v4.20, free_page_reporting before v5.7) and a
- *    second device in 2012 are refused before anything runs
+ *    free_page_hint before v4.20, free_page_reporting before v5.7) is
+ *    refused before anything runs
  *    (balloon_problems, exit 2 from the command);
  *  - each balloons[i] is a virtio-balloon device probed on the guest's one
  *    BalloonCompaction (CONFIG_BALLOON_COMPACTION = kernel.balloon_compaction)
@@ -24,6 +24,10 @@
  *    control (HostGuest.set_target_pages), as QEMU's `balloon` command does
  *    (QEMU names the RAM the guest keeps; the scenario names the balloon).
  *
+ * Safety: every sample runs check_balloon_safety() on each device (a
+ * HostSafetyError ends the run), and the host's page_use observer checks
+ * every allocation and migration target (host/host.ts).
+ *
  * Host memory per guest is the guest's RAM minus the frames its devices
  * ballooned and the frames free page reporting handed over (the host's
  * per-device views, summed so a second device does not count RAM twice).
@@ -31,7 +35,7 @@
  * Prng (the host policy draws nothing).
  */
 
-import { type Host, type HostGuest, HostSafetyError } from "../host/host.ts";
+import { check_balloon_safety, type Host, type HostGuest, HostSafetyError } from "../host/host.ts";
 import { attach_virtio_balloon, virtio_balloon_threads } from "../host/rig.ts";
 import { BalloonCompaction } from "../kernel/balloon_compaction.ts";
 import { MEM_BYTES_MAX } from "../kernel/boot.ts";
@@ -78,7 +82,7 @@ export const FEATURE_SINCE: Record<
   stats_vq: { bit: "VIRTIO_BALLOON_F_STATS_VQ", kernel: "v2.6.34", first_era: "2012" },
 };
 
-/** What the era's driver could not do: a feature it did not have yet, a second 2012 device. */
+/** What the era's driver could not do: a feature it did not have yet. */
 function era_problems(sc: Scenario, p: (path: string, message: string) => void): void {
   const era = ERAS[sc.era];
   if (!era) {
@@ -95,13 +99,6 @@ function era_problems(sc: Scenario, p: (path: string, message: string) => void):
       );
     });
   });
-  // 2012 finds a page's device through its one balloon mapping; pagesim
-  // gives a machine of that era a single mapping, hence a single device.
-  if (era.balloon.device_lookup === "mapping" && sc.balloons.length > 1)
-    p(
-      "balloons",
-      `era ${sc.era} is modelled with one balloon device per guest (one balloon mapping); got ${sc.balloons.length}`,
-    );
 }
 
 /** What the runner refuses before anything runs (exit 2 from `pagesim run`). */
@@ -197,13 +194,21 @@ function trace_buffers(w: World, hg: HostGuest): void {
   };
 }
 
-/** Fill a sample's balloon and host fields (and the host's own history). */
+/**
+ * Fill a sample's balloon and host fields (and the host's own history).
+ * Each sample also checks the safety property over every frame of each
+ * device (check_balloon_safety, O(guest pages)): the host's ballooned set is
+ * the guest's balloon pages plus those in flight. The point-of-use half
+ * (no allocation or migration into a ballooned frame) is checked on every
+ * allocation by the host's page_use observer (host.ts).
+ */
 export function sample_balloons(w: World, s: Sample): void {
   if (w.balloons.length === 0) return;
   let target = 0;
   let size = 0;
   let away = 0;
   for (const hg of w.balloons) {
+    check_balloon_safety(hg);
     hg.sample(s.t_ns);
     target += hg.vb.config_num_pages;
     size += hg.vb.num_pages;
@@ -256,12 +261,12 @@ function* auto_policy(
   for (let t = interval, round = 0; t < end_ns; t += interval, round++) {
     if (round > 1_000_000) throw new HostSafetyError("host", -1, "auto policy: too many rounds");
     yield* sleep_until(rt, t);
-    const seen = views.map((hg) => hg.stats_updates);
+    const seen = views.map((hg) => hg.stats_answers);
     for (const hg of views) hg.request_stats();
     yield* rt.wait_event(
       -1,
       "host:stats",
-      () => views.every((hg, i) => hg.stats_updates > seen[i]) || worlds.every((w) => w.done),
+      () => views.every((hg, i) => hg.stats_answers > seen[i]) || worlds.every((w) => w.done),
     );
     if (worlds.every((w) => w.done)) return;
     host.rebalance(goal);

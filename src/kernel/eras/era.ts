@@ -79,8 +79,8 @@ export interface BalloonEra {
   readonly name: string;
   /**
    * How a page names its device: "mapping" (2012: the device's own
-   * address_space in page->mapping; pagesim allows one device per machine
-   * in that era) or "private" (2014 on: page->private).
+   * balloon mapping in page->mapping, one per device) or "private" (2014
+   * on: page->private).
    */
   readonly device_lookup: "mapping" | "private";
   /**

@@ -144,6 +144,7 @@ export function __alloc_pages(m: Machine, cpu: number, gfp: Gfp, order: number):
   let pfn = get_page_from_freelist(m, cpu, gfp, order, alloc_flags, highest_zoneidx, migratetype);
   if (pfn < 0) pfn = __alloc_pages_slowpath(m, cpu, gfp, order, highest_zoneidx, migratetype);
   if (m.debug_vm && m.verify) m.verify(m);
+  if (pfn >= 0 && m.hooks.page_use !== null) m.hooks.page_use(m, pfn, order, gfp);
   return pfn;
 }
 
