@@ -3,12 +3,7 @@
 // (check_all: safety over every frame, list length, isolated_pages) after
 // every step and the rest (check_quiescent) when settled; bad input.
 import { describe, expect, it } from "vitest";
-import {
-  check_balloon_safety,
-  FRAME_BALLOONED,
-  HostControlError,
-  host_device_thread,
-} from "../src/host/host.ts";
+import { check_balloon_safety, FRAME_BALLOONED, HostControlError } from "../src/host/host.ts";
 import { balloon_settled, run_until, shutdown_balloon } from "../src/host/rig.ts";
 import { balloon_page_device, verify_balloon_dev_info } from "../src/kernel/balloon_compaction.ts";
 import {
@@ -26,7 +21,6 @@ import {
   VQ_STATS,
   virtballoon_probe,
   virtballoon_remove,
-  virtballoon_worker,
   virtio_balloon_set_free_page_hint_cmd_id,
   virtio_balloon_set_num_pages,
   virtio_has_feature,
