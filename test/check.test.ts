@@ -19,12 +19,12 @@ import { explore } from "../src/check/explore.ts";
 import { census } from "../src/check/invariants.ts";
 import { ConfigError, Runner, resolve } from "../src/check/runner.ts";
 import { register_thread_kind, toy_driver } from "../src/check/threads.ts";
-import type { CheckConfig } from "../src/check/world.ts";
+import type { CheckConfig, World } from "../src/check/world.ts";
 import { list_del } from "../src/kernel/list.ts";
 import { put_page } from "../src/kernel/mm/lru.ts";
 import { lock_page, unlock_page } from "../src/kernel/mm/pagemap.ts";
 import { __ClearPageMovable } from "../src/kernel/movable_ops.ts";
-import { OP_ATOMIC, OP_READ } from "../src/runtime/runtime.ts";
+import { type Lock, OP_ATOMIC, OP_READ, OP_WRITE } from "../src/runtime/runtime.ts";
 
 const cfg = (threads: string[], pages: number, drop_rules: string[] = []): CheckConfig => ({
   era: "2016-toy",
@@ -108,6 +108,57 @@ register_thread_kind({
       yield* rt.cond_resched();
     },
 });
+// Three threads for the reduction's handling of a blocking acquisition
+// whose step also reads (test/check.test.ts "a blocking acquisition"): the
+// holder takes a mutex and, holding it, posts a request in a free frame's
+// content, waits for the acker's answer and marks the frame done; the
+// taker takes the mutex and reads the frame in the plain code of that step
+// (0 if it came first, 3 if after the holder).
+const FRAME = 15;
+const test_mutex = (w: World) => {
+  let l = w.ext.get("test_mutex") as Lock | undefined;
+  if (!l) {
+    l = w.e.new_lock("test_mutex", "mutex");
+    w.ext.set("test_mutex", l);
+  }
+  return l;
+};
+register_thread_kind({
+  name: "test_holder",
+  text: "test only: holds a mutex while it waits for the acker",
+  prepare: (w) => void test_mutex(w),
+  body: (w) =>
+    function* (rt) {
+      yield* rt.mutex_lock(test_mutex(w));
+      yield* rt.access(OP_WRITE, FRAME, "content");
+      w.m.mem.content![FRAME] = 1;
+      yield* rt.wait_event(FRAME, "content", () => w.m.mem.content![FRAME] === 2);
+      yield* rt.access(OP_WRITE, FRAME, "content");
+      w.m.mem.content![FRAME] = 3;
+      yield* rt.mutex_unlock(test_mutex(w));
+    },
+});
+register_thread_kind({
+  name: "test_acker",
+  text: "test only: answers the holder's request",
+  body: (w) =>
+    function* (rt) {
+      yield* rt.wait_event(FRAME, "content", () => w.m.mem.content![FRAME] === 1);
+      yield* rt.access(OP_WRITE, FRAME, "content");
+      w.m.mem.content![FRAME] = 2;
+    },
+});
+register_thread_kind({
+  name: "test_taker",
+  text: "test only: takes the mutex and reads the frame under it",
+  prepare: (w) => void test_mutex(w),
+  body: (w) =>
+    function* (rt) {
+      yield* rt.mutex_lock(test_mutex(w));
+      w.ext.set("taker_saw", w.m.mem.content![FRAME]);
+      yield* rt.mutex_unlock(test_mutex(w));
+    },
+});
 const base = check_era("2016-toy")!;
 register_check_era({
   ...base,
@@ -121,6 +172,9 @@ register_check_era({
     "test_leaks_lock",
     "test_peek",
     "test_hide_slot",
+    "test_holder",
+    "test_acker",
+    "test_taker",
   ],
 });
 
@@ -245,6 +299,39 @@ describe("check: exhaustive", () => {
     expect(text).toContain("lock b_dev_info->pages_lock");
     expect(text).toContain("trylock page lock of pfn 0");
     expect(text).not.toContain("~\n");
+  });
+
+  it("check: a blocking acquisition whose step also reads is raced on its own: POR reaches every final state plain DFS reaches", () => {
+    // The taker's acquisition races the holder's (who goes first decides
+    // what the taker reads); its step's read of the frame races the
+    // acker's write, while the holder holds the mutex, so it cannot run
+    // there. Racing only the latest dependent step missed the first race.
+    const finals = (por: boolean) => {
+      const seen = new Set<string>();
+      const res = resolve({
+        ...cfg(["test_holder", "test_taker", "test_acker"], 1),
+        era: "test-2016-nolock",
+      });
+      const record = {
+        name: "record-final-state",
+        text: "test only: records what the taker saw",
+        when: "end" as const,
+        check: (w: World) => {
+          seen.add(String(w.ext.get("taker_saw")));
+          return null;
+        },
+      };
+      const r = explore(
+        { ...res, invariants: [...res.invariants, record] },
+        { por, preemption_bound: null, max_executions: 10_000 },
+      );
+      expect(r.violation).toBeNull();
+      expect(r.complete).toBe(true);
+      return seen;
+    };
+    const dfs = finals(false);
+    expect(dfs).toEqual(new Set(["0", "3"]));
+    expect(finals(true)).toEqual(dfs);
   });
 
   it("check: a preemption bound of 0 explores fewer schedules and misses a race that needs a preemption", () => {

@@ -15,7 +15,12 @@
  *    and Godefroid's "may be co-enabled"); without that test the latest
  *    dependent step is often one taken under the very lock e_j waits for,
  *    the backtrack point it adds only lets e_j's thread block, and the
- *    real race (with the acquisition before) is never reversed. Happens-
+ *    real race (with the acquisition before) is never reversed. A step
+ *    is the announced operation and the plain code after it, so a
+ *    blocking acquisition's latest race may be with what that code reads
+ *    (while a third thread held the lock: no new schedule there); its
+ *    acquisition is therefore also raced on its own, with the latest other
+ *    acquisition of the lock, as if it were a step by itself. Happens-
  *    before is tracked with vector clocks over the dependency relation.
  *    Footprints are exact after the fact (every read and write of the
  *    page arrays, runner.ts), so the analysis runs on the finished
@@ -42,6 +47,7 @@
  */
 
 import {
+  acquisition_footprint,
   dependent,
   type Footprint,
   type Resolved,
@@ -327,6 +333,30 @@ function add_races(stack: Node[], events: Event[]): void {
         }
       }
       for (let k = 0; k < nthreads; k++) if (ci[k] > clock[k]) clock[k] = ci[k];
+    }
+    // A blocking acquisition is one step with the plain code after it, so
+    // its latest race above may be with something that code reads, while
+    // the acquisition itself raced with another thread's earlier
+    // acquisition of the same lock (that thread then held it across e_i,
+    // so e_j could not run before e_i, and backtracking there adds nothing
+    // new). Race the acquisition on its own too, as if it were a step of
+    // its own: more backtrack points, never fewer.
+    if (ej.fp.lock! >= 0) {
+      const acq = acquisition_footprint(ej.fp.lock!);
+      for (let i = j - 1; i >= 0; i--) {
+        const ei = events[i];
+        if (ei.thread === ej.thread || !dependent(ei.fp, acq)) continue;
+        const ci = clocks[i];
+        if (prev_clock !== null && prev_clock[ei.thread] >= ci[ei.thread]) continue;
+        if (ei.fp.held!.includes(ej.fp.lock!)) continue;
+        const node = stack[ei.node] as ThreadNode;
+        if (node.enabled.includes(ej.thread)) {
+          if (!node.sleep.has(ej.thread)) node.backtrack.add(ej.thread);
+        } else {
+          for (const t of node.enabled) if (!node.sleep.has(t)) node.backtrack.add(t);
+        }
+        break;
+      }
     }
     count[ej.thread]++;
     clock[ej.thread] = count[ej.thread];

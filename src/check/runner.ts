@@ -85,6 +85,11 @@ export interface Footprint {
 const acquire_key = (id: number) => -2 - 2 * id;
 const release_key = (id: number) => -3 - 2 * id;
 
+/** The footprint of acquiring lock `id` alone (explore.ts's races of a blocking acquisition). */
+export function acquisition_footprint(id: number): Footprint {
+  return { r: [], w: [acquire_key(id)] };
+}
+
 export function dependent(a: Footprint, b: Footprint): boolean {
   for (const x of a.w) if (b.w.includes(x) || b.r.includes(x)) return true;
   for (const x of a.r) if (b.w.includes(x)) return true;
