@@ -472,14 +472,14 @@ export function* balloon_page_enqueue(
   const first = takes_page_lock(bc) && page_lock_first(bc);
   if (first && !(yield* trylock_page(rt, bc.mm, pfn)))
     BUG(`balloon_page_enqueue: pfn ${pfn} locked`);
-  yield* rt.spin_lock(b.pages_lock);
+  const flags = yield* rt.spin_lock_irqsave(b.pages_lock);
   const lock = enqueue_one_begin(rt, bc, pfn);
   if (lock && !(yield* trylock_page(rt, bc.mm, pfn)))
     BUG(`balloon_page_enqueue: pfn ${pfn} locked`);
   balloon_page_insert(rt, bc, b, pfn);
   if (lock) yield* unlock_page(rt, bc.mm, pfn);
   enqueue_one_end(bc, b, pfn);
-  yield* rt.spin_unlock(b.pages_lock);
+  yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   if (first) yield* unlock_page(rt, bc.mm, pfn);
 }
 
@@ -492,14 +492,14 @@ export function* balloon_page_list_enqueue(
 ): StepOf<number> {
   const mem = bc.mm.m.mem;
   let n = 0;
-  yield* rt.spin_lock(b.pages_lock);
+  const flags = yield* rt.spin_lock_irqsave(b.pages_lock);
   for (let p = mem.lru_next[list]; p !== list; p = mem.lru_next[list]) {
     if (n > mem.nr_pages) BUG("balloon_page_list_enqueue: list walk unbounded");
     if (holds(bc, RULE_ENQUEUE_DETACHED)) list_del(mem, p);
     yield* balloon_page_enqueue_one(rt, bc, b, p);
     n++;
   }
-  yield* rt.spin_unlock(b.pages_lock);
+  yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   return n;
 }
 
@@ -528,7 +528,7 @@ export function* balloon_page_list_dequeue(
   const page_lock = takes_page_lock(bc);
   let n = 0;
   let walked = 0;
-  if (locked_walk) yield* rt.spin_lock(b.pages_lock);
+  const walk_flags = locked_walk ? yield* rt.spin_lock_irqsave(b.pages_lock) : 0;
   for (let p = mem.lru_next[b.pages]; p !== b.pages && n < n_req_pages; ) {
     if (++walked > mem.nr_pages) BUG("balloon_page_list_dequeue: list walk unbounded");
     if (p < 0 || p >= mem.nr_pages)
@@ -547,20 +547,20 @@ export function* balloon_page_list_dequeue(
       p = next;
       continue;
     }
-    if (!locked_walk) yield* rt.spin_lock(b.pages_lock);
+    const flags = locked_walk ? 0 : yield* rt.spin_lock_irqsave(b.pages_lock);
     const extra_ref = bc.era.isolation === "refcount" && holds(bc, RULE_DEQUEUE_EXTRA_REF);
     if (extra_ref) mem._refcount[p]++;
     balloon_page_delete(rt, bc, p);
     if (b.adjust_managed_page_count) adjust_managed_page_count(m, p, 1);
     m.vm_events[BALLOON_DEFLATE]++;
     list_add(mem, p, list);
-    if (!locked_walk) yield* rt.spin_unlock(b.pages_lock);
+    if (!locked_walk) yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
     if (page_lock) yield* unlock_page(rt, bc.mm, p);
     if (extra_ref) put_page(rt, bc.mm, p);
     n++;
     p = next;
   }
-  if (locked_walk) yield* rt.spin_unlock(b.pages_lock);
+  if (locked_walk) yield* rt.spin_unlock_irqrestore(b.pages_lock, walk_flags);
   return n;
 }
 
@@ -612,9 +612,9 @@ export function* balloon_page_dequeue_onto(
   const mem = bc.mm.m.mem;
   const n = yield* balloon_page_list_dequeue(rt, bc, b, list, 1);
   if (n === 1) return mem.lru_next[list];
-  yield* rt.spin_lock(b.pages_lock);
+  const flags = yield* rt.spin_lock_irqsave(b.pages_lock);
   const lost = list_empty(mem, b.pages) && b.isolated_pages === 0;
-  yield* rt.spin_unlock(b.pages_lock);
+  yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   if (lost) BUG(`balloon_page_dequeue: device '${b.name}' has lost its pages`);
   return -1;
 }
@@ -646,7 +646,8 @@ export function* balloon_page_isolate(
   const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
   // 2026: page->private is only stable under the global lock; take it first.
   const early = global !== null && pages_lock && holds(bc, RULE_PRIVATE_UNDER_LOCK);
-  if (early) yield* rt.spin_lock(global);
+  let flags = 0;
+  if (early) flags = yield* rt.spin_lock_irqsave(global);
   else yield* rt.access(OP_READ, pfn, "private");
   let b = balloon_page_device(bc, pfn);
   if (b === null && !holds(bc, RULE_PRIVATE_NAMES_DEVICE) && bc.era.isolate_checks_device) {
@@ -657,15 +658,15 @@ export function* balloon_page_isolate(
     // Already deflated (2025 on); before that the page lock rules it out.
     bc.coverage.isolate_no_device++;
     rule(bc, RULE_PRIVATE_NAMES_DEVICE, bc.era.isolate_checks_device, "balloon_page_isolate", pfn);
-    if (early) yield* rt.spin_unlock(global);
+    if (early) yield* rt.spin_unlock_irqrestore(global, flags);
     return false;
   }
-  if (pages_lock && !early) yield* rt.spin_lock(b.pages_lock);
+  if (pages_lock && !early) flags = yield* rt.spin_lock_irqsave(b.pages_lock);
   else if (!pages_lock) yield* lockless_list_write(rt, pfn);
   list_del(mem, pfn);
   b.nr_listed--;
   b.isolated_pages++;
-  if (pages_lock) yield* rt.spin_unlock(b.pages_lock);
+  if (pages_lock) yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   return true;
 }
 
@@ -700,15 +701,15 @@ function* balloon_page_isolate_locked(
     ok &&= PageFlag(mem, pfn, PG_private);
   if (ok && b !== null) {
     const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
-    if (pages_lock) yield* rt.spin_lock(b.pages_lock);
-    else yield* lockless_list_write(rt, pfn);
+    const flags = pages_lock ? yield* rt.spin_lock_irqsave(b.pages_lock) : 0;
+    if (!pages_lock) yield* lockless_list_write(rt, pfn);
     if (bc.era.isolation === "private_flag" && holds(bc, RULE_CLEAR_PRIVATE_FLAG))
       ClearPageFlag(mem, pfn, PG_private);
     list_del(mem, pfn);
     b.nr_listed--;
     b.isolated_pages++;
     mm.era.SetPageIsolated(mem, pfn);
-    if (pages_lock) yield* rt.spin_unlock(b.pages_lock);
+    if (pages_lock) yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   }
   yield* unlock_page(rt, mm, pfn);
   if (!ok) put_page(rt, mm, pfn);
@@ -729,14 +730,14 @@ export function* balloon_page_putback(rt: Runtime, bc: BalloonCompaction, pfn: P
   rule(bc, RULE_PRIVATE_NAMES_DEVICE, b !== null, "balloon_page_putback", pfn);
   if (b !== null) {
     const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
-    if (pages_lock) yield* rt.spin_lock(b.pages_lock);
-    else yield* lockless_list_write(rt, pfn);
+    const flags = pages_lock ? yield* rt.spin_lock_irqsave(b.pages_lock) : 0;
+    if (!pages_lock) yield* lockless_list_write(rt, pfn);
     if (bc.era.isolation === "private_flag") SetPageFlag(mem, pfn, PG_private);
     if (own_lock) bc.mm.era.ClearPageIsolated(mem, pfn);
     list_add(mem, pfn, b.pages);
     b.nr_listed++;
     b.isolated_pages--;
-    if (pages_lock) yield* rt.spin_unlock(b.pages_lock);
+    if (pages_lock) yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   }
   if (own_lock) yield* unlock_page(rt, bc.mm, pfn);
 }
