@@ -471,6 +471,10 @@ export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null
     // B on 2 pages is too large to exhaust; within three preemptions it is not.
     "pages-lock-held": w(B, 2, "kernel-bug", 3),
     "page-lock-held": w(D, 1, "kernel-bug"),
+    // lock_page under pages_lock: might_sleep() with interrupts disabled, in
+    // every schedule. With the report off (debug_atomic_sleep: false) D
+    // deadlocks: BALLOON_DEADLOCK_WITNESSES.
+    "dequeue-trylock-page": w(D, 1, "lock-bug"),
     "private-names-device": null,
   },
   "2022": {
@@ -479,6 +483,7 @@ export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null
     "dequeue-skips-isolated": null,
     "pages-lock-held": w(B, 2, "kernel-bug", 3),
     "page-lock-held": w(D, 1, "kernel-bug"),
+    "dequeue-trylock-page": w(D, 1, "lock-bug"),
     "private-names-device": null,
   },
   "2025": {
@@ -486,6 +491,7 @@ export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null
     "recheck-isolated-under-page-lock": w(E, 1, "kernel-bug"),
     "pages-lock-held": w(B, 2, "list-links-intact", 3),
     "page-lock-held": w(D, 1, "kernel-bug"),
+    "dequeue-trylock-page": w(D, 1, "lock-bug"),
     "private-names-device": null,
   },
   "2026": {

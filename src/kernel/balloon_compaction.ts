@@ -28,7 +28,9 @@
  * which is why they do not invert the order (2012/2014: page lock first,
  * and dequeue walks the list without pages_lock). 2026: the global
  * balloon_pages_lock and no page lock. virtio's balloon_lock (a mutex)
- * comes before pages_lock; migratepage only tries it.
+ * comes before pages_lock; migratepage only tries it. pages_lock (and the
+ * 2026 global lock) is taken with spin_lock_irqsave() everywhere, as in the
+ * kernel: nothing under it may sleep (the runtime reports it).
  * Rules (kernel/rules.ts: named assertions and the steps they stand for;
  * each can be switched off through MmState.dropped_rules, or the
  * drop_rules option here, and a broken one throws RuleError):
@@ -40,6 +42,10 @@
  *                      dequeue do not trylock the page);
  *   dequeue-skips-isolated: dequeue never takes a page compaction has
  *                      isolated (2014: PagePrivate clear; 2016, 2022);
+ *   dequeue-trylock-page: 2016-2025: the dequeue walk holds pages_lock and
+ *                      only trylocks each page (dropped: lock_page, which
+ *                      sleeps with interrupts disabled and inverts the
+ *                      lock order);
  *   private-names-device: a page the core hands to isolate / putback /
  *                      migrate names a live device (2025 on: isolation
  *                      fails on page->private == 0);
@@ -94,6 +100,7 @@ import {
   RULE_CORE_PAGE_LOCK,
   RULE_DEQUEUE_EXTRA_REF,
   RULE_DEQUEUE_SKIPS_ISOLATED,
+  RULE_DEQUEUE_TRYLOCK_PAGE,
   RULE_ENQUEUE_DETACHED,
   RULE_PAGE_LOCK_HELD,
   RULE_PAGES_LOCK_HELD,
@@ -535,7 +542,11 @@ export function* balloon_page_list_dequeue(
       BUG(`balloon_page_list_dequeue: walked off device '${b.name}' list onto ${p}`);
     // Safe to read ahead only if pages_lock is held for the walk (2016 on).
     const next = mem.lru_next[p];
-    if (page_lock && !(yield* trylock_page(rt, bc.mm, p))) {
+    if (page_lock && locked_walk && !holds(bc, RULE_DEQUEUE_TRYLOCK_PAGE)) {
+      // Rule dropped: wait for the page lock with pages_lock held and
+      // interrupts disabled, against the order page lock -> pages_lock.
+      yield* lock_page(rt, bc.mm, p);
+    } else if (page_lock && !(yield* trylock_page(rt, bc.mm, p))) {
       bc.coverage.dequeue_page_locked++;
       p = next;
       continue;
