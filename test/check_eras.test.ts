@@ -183,3 +183,46 @@ describe("check: dequeue-trylock-page, the deadlock the trylock prevents", () =>
     );
   });
 });
+
+describe("check: page freeing (balloon_free) against compaction and inflation", () => {
+  it.each(BALLOON_ERAS)(
+    "check %s: a process page freed while compaction scans its pfn and the balloon inflates: exhaustively clean",
+    (era) => {
+      const cfg = {
+        era,
+        threads: ["balloon_free", "balloon_compact", "balloon_inflate"],
+        pages: 1,
+        drop_rules: [],
+        variant: null,
+      };
+      const r = run_check(cfg, { mode: "exhaustive" });
+      expect(r.violation).toBeNull();
+      expect(r.complete).toBe(true);
+      expect(r.executions).toBeGreaterThan(100);
+      // One schedule by hand: the free first, then compaction scans the freed pfn.
+      const runner = new Runner(resolve(cfg), { choose: () => 0 });
+      const freed = runner.w.processes[0].pages[0];
+      expect(runner.w.scan_pfns).toContain(freed);
+      const [free, compact, inflate] = runner.w.workers();
+      let end: Violation | null = null;
+      for (let i = 0; i < 2000; i++) {
+        const ready = runner.ready();
+        if (!Array.isArray(ready)) {
+          end = ready.violation;
+          break;
+        }
+        const pick = [free, compact, inflate].find((t) => ready.includes(t))!;
+        const s = runner.step(pick);
+        if (s.violation) {
+          end = s.violation;
+          break;
+        }
+      }
+      expect(end).toBeNull();
+      const mem = runner.w.m.mem;
+      expect(mem._refcount[freed]).toBe(0);
+      expect(runner.w.processes[0].pages[0]).toBe(-1);
+    },
+    60_000,
+  );
+});

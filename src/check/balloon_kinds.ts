@@ -18,6 +18,25 @@
  *                    putback_movable_pages() of what failed
  *   balloon_putback  isolate one balloon page; with no target (rt.choose)
  *                    put it back at once, else migrate it
+ *   balloon_free     page freeing: the guest's process (one anonymous LRU
+ *                    page per configured page, made at setup) unmaps its
+ *                    page n (zap_anon_page: the last put_page frees it to
+ *                    the allocator's pcp list). Compaction's scan visits
+ *                    that pfn too (it was a process page at setup): its
+ *                    lockless PG_lru read and movable test, and in 2012
+ *                    and 2014 balloon_page_isolate()'s get_page_unless_zero,
+ *                    race with the LRU removal and the free. The freed
+ *                    frame goes to the freeing CPU's pcp list, and every
+ *                    checker thread has a CPU of its own, so an inflation
+ *                    never takes that very frame here (it would need a
+ *                    pcp drain or a shared CPU). This is the freeing that
+ *                    matters in these eras: a deflated balloon page's own
+ *                    release is already the deflate's last step (put_page
+ *                    after balloon_lock), interleaved with everything.
+ *
+ * The host acknowledging is not a thread of its own here: telling the host
+ * is one step (tell_host below), the request and the ack at once. See
+ * README "Fidelity > Model checker" for what a host thread would need.
  *
  * The host's frame state lives in the page's content (mem.content, which
  * the checker's footprints track): DISCARDED while the host has taken the
@@ -60,6 +79,7 @@ import { EAGAIN } from "../kernel/errno.ts";
 import { list_add, list_count_nodes } from "../kernel/list.ts";
 import { putback_movable_pages } from "../kernel/migrate.ts";
 import { put_page } from "../kernel/mm/lru.ts";
+import { zap_anon_page } from "../kernel/mm/owner.ts";
 import { isolate_movable_page, movable_page_candidate } from "../kernel/movable_ops.ts";
 import { PageLRU, type Pfn } from "../kernel/page.ts";
 import { era_rules, rule_names } from "../kernel/rules.ts";
@@ -72,7 +92,7 @@ import {
   type StepOf,
 } from "../runtime/runtime.ts";
 import { census_of, PLACE_DRIVER, PLACE_FREE, PLACE_PCP, PLACE_THREAD } from "./invariants.ts";
-import { migrate_list } from "./threads.ts";
+import { migrate_list, toy_process } from "./threads.ts";
 import type {
   CheckEra,
   DriverView,
@@ -287,6 +307,18 @@ export const BALLOON_KINDS: readonly ThreadKind[] = [
         else yield* migrate_list(rt, w, ctx);
       },
   },
+  {
+    name: "balloon_free",
+    text: "the guest's process unmaps one of its pages (munmap): the last put_page frees it, racing with compaction's lockless scan of that pfn",
+    prepare: (w) => {
+      balloon_rig(w);
+      toy_process(w);
+    },
+    body: (w, ctx) =>
+      function* (rt) {
+        yield* zap_anon_page(rt, w.mm, toy_process(w), ctx.index % w.cfg.pages);
+      },
+  },
 ];
 
 // ---- invariants -------------------------------------------------------------------
@@ -304,7 +336,7 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
       const r = rig_of(w);
       if (!r || r.b.pages_lock.owner !== -1) return null;
       const c = census_of(w);
-      if (c.links) return null; // list-links-intact reports it
+      if (c.links || c.partial) return null; // list-links-intact reports it
       const mem = w.m.mem;
       for (let p = mem.lru_next[r.b.pages]; p !== r.b.pages; p = mem.lru_next[p]) {
         if (!PageBalloon(r.bc, p) || balloon_page_device(r.bc, p) !== r.b)
@@ -326,7 +358,7 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
       const r = rig_of(w);
       if (!r || r.b.pages_lock.owner !== -1) return null;
       const c = census_of(w);
-      if (c.links) return null;
+      if (c.links || c.partial) return null;
       const mem = w.m.mem;
       const listed = PLACE_DRIVER + w.drivers.indexOf(r.view);
       for (const p of r.view.slots) {
@@ -365,7 +397,7 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
       const content = w.m.mem.content;
       if (!r || !content) return null;
       const c = census_of(w);
-      if (c.links) return null;
+      if (c.links || c.partial) return null;
       for (let p = 0; p < content.length; p++) {
         if (content[p] !== DISCARDED) continue;
         const pl = c.place[p];
@@ -448,7 +480,11 @@ export const BALLOON_STANDARD: Record<string, { threads: string[]; pages: number
  */
 export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null>> = {
   "2012": {
-    "pages-lock-held": null,
+    // A torn list, E on 2 pages: without pages_lock one putback reads
+    // head->next (the other page) for its list_add while the other isolates
+    // that page; its stores then link the unlinked, poisoned page back in
+    // (the unlocked update is its pointer stores: lockless_list_add).
+    "pages-lock-held": w(E, 2, "list-links-intact"),
     // Within two preemptions, before the era's own dequeue race (see
     // BALLOON_STANDARD), which needs three on C.
     "page-lock-held": w(C, 2, "kernel-bug", 2),
@@ -456,7 +492,7 @@ export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null
     "dequeue-extra-ref": null,
   },
   "2014": {
-    "pages-lock-held": null,
+    "pages-lock-held": w(E, 2, "list-links-intact"),
     "page-lock-held": w(D, 1, "kernel-bug"),
     "recheck-balloon-under-page-lock": w(E, 1, "kernel-bug"),
     "clear-private-flag-with-list-removal": w(D, 1, "balloon-listed-identity"),
@@ -489,7 +525,7 @@ export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null
   "2025": {
     "recheck-movable-under-page-lock": null,
     "recheck-isolated-under-page-lock": w(E, 1, "kernel-bug"),
-    "pages-lock-held": w(B, 2, "list-links-intact", 3),
+    "pages-lock-held": w(B, 2, "kernel-bug", 3),
     "page-lock-held": w(D, 1, "kernel-bug"),
     "dequeue-trylock-page": w(D, 1, "lock-bug"),
     "private-names-device": null,
@@ -497,7 +533,7 @@ export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null
   "2026": {
     "recheck-movable-under-page-lock": null,
     "recheck-isolated-under-page-lock": w(E, 1, "kernel-bug"),
-    "pages-lock-held": w(C, 2, "kernel-bug", 2),
+    "pages-lock-held": w(C, 2, "list-links-intact", 2),
     "isolate-reads-private-under-lock": w(D, 1, "kernel-bug"),
     "private-names-device": w(D, 1, "kernel-bug"),
     "core-page-lock": w(E, 1, "kernel-bug"),
@@ -514,11 +550,7 @@ export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null
  * is not needed in the model (README "Eras").
  */
 export const BALLOON_RANDOM_WITNESSES: Record<string, Record<string, RuleWitness>> = {
-  "2012": {
-    // Within two preemptions C stays clean without the rule; with three the
-    // era's own dequeue race breaks C with the rule in force.
-    "pages-lock-held": w(C, 2, "list-links-intact"),
-  },
+  "2012": {},
   "2014": {},
   "2016": {},
   "2022": {},

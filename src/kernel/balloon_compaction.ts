@@ -73,7 +73,14 @@ import {
   GFP_HIGHUSER,
   GFP_HIGHUSER_MOVABLE,
 } from "./gfp.ts";
-import { list_add, list_count_nodes, list_del, list_empty } from "./list.ts";
+import {
+  LIST_POISON1,
+  LIST_POISON2,
+  list_add,
+  list_count_nodes,
+  list_del,
+  list_empty,
+} from "./list.ts";
 import type { Machine } from "./machine.ts";
 import { put_page, this_cpu } from "./mm/lru.ts";
 import { lock_page, page_locked_by_me, trylock_page, unlock_page } from "./mm/pagemap.ts";
@@ -86,6 +93,7 @@ import {
 } from "./movable_ops.ts";
 import {
   ClearPageFlag,
+  type MemMap,
   PageFlag,
   PageIsolated,
   PageLocked,
@@ -631,12 +639,61 @@ export function* balloon_page_dequeue_onto(
 }
 
 /**
- * Where a dropped pages-lock rule leaves a list update unprotected: the
- * update is a step of its own (another CPU may run between the reads that
- * led to it and the write), as it would be without the lock's exclusion.
+ * The announced field of every store of an unlocked list update (below):
+ * while a thread's next step is one of them, the list is legitimately half
+ * updated, and the checker's link invariants wait for the last store.
  */
-function* lockless_list_write(rt: Runtime, pfn: Pfn): Step {
-  yield* rt.access(OP_WRITE, pfn, "lru");
+export const UNLOCKED_LIST_STORE = "unlocked lru";
+const STORE_PREV = `${UNLOCKED_LIST_STORE}.prev`;
+const STORE_NEXT = `${UNLOCKED_LIST_STORE}.next`;
+const STORE_POISON = `${UNLOCKED_LIST_STORE} poison`;
+
+/**
+ * list_del() where a dropped pages-lock rule leaves the device list
+ * unprotected: what the kernel's list_del() is without the lock's
+ * exclusion, separate pointer stores, each a step another CPU may run
+ * between: read the entry's links (the CONFIG_DEBUG_LIST check runs on
+ * what is read; list.ts's list_del() reports a bad entry), then
+ * next->prev = prev, then prev->next = next, then poison the entry. A
+ * neighbour unlinked or linked concurrently can leave the list torn (a
+ * lost store); the checker sees it when the stores are done.
+ */
+function* lockless_list_del(rt: Runtime, mem: MemMap, entry: Pfn): Step {
+  yield* rt.access(OP_READ, entry, "lru");
+  const next = mem.lru_next[entry];
+  const prev = mem.lru_prev[entry];
+  if (next < 0 || prev < 0 || mem.lru_prev[next] !== entry || mem.lru_next[prev] !== entry) {
+    list_del(mem, entry); // throws the list corruption report
+    BUG(`lockless_list_del: pfn ${entry} passed list_del's check`);
+  }
+  yield* rt.access(OP_WRITE, next, STORE_PREV);
+  mem.lru_prev[next] = prev;
+  yield* rt.access(OP_WRITE, prev, STORE_NEXT);
+  mem.lru_next[prev] = next;
+  yield* rt.access(OP_WRITE, entry, STORE_POISON);
+  mem.lru_next[entry] = LIST_POISON1;
+  mem.lru_prev[entry] = LIST_POISON2;
+}
+
+/**
+ * list_add() of `entry` after `head` without the lock, as lockless_list_del():
+ * read head->next (and check the pair), then next->prev = entry together
+ * with the entry's own links (nobody else reaches the entry yet), then
+ * head->next = entry.
+ */
+function* lockless_list_add(rt: Runtime, mem: MemMap, entry: Pfn, head: number): Step {
+  yield* rt.access(OP_READ, head, "lru");
+  const next = mem.lru_next[head];
+  if (next < 0 || mem.lru_prev[next] !== head || entry === head || entry === next) {
+    list_add(mem, entry, head); // throws the list corruption report
+    BUG(`lockless_list_add: pfn ${entry} passed list_add's check`);
+  }
+  yield* rt.access(OP_WRITE, next, STORE_PREV);
+  mem.lru_prev[next] = entry;
+  mem.lru_next[entry] = next;
+  mem.lru_prev[entry] = head;
+  yield* rt.access(OP_WRITE, head, STORE_NEXT);
+  mem.lru_next[head] = entry;
 }
 
 /**
@@ -673,8 +730,8 @@ export function* balloon_page_isolate(
     return false;
   }
   if (pages_lock && !early) flags = yield* rt.spin_lock_irqsave(b.pages_lock);
-  else if (!pages_lock) yield* lockless_list_write(rt, pfn);
-  list_del(mem, pfn);
+  if (pages_lock) list_del(mem, pfn);
+  else yield* lockless_list_del(rt, mem, pfn);
   b.nr_listed--;
   b.isolated_pages++;
   if (pages_lock) yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
@@ -713,10 +770,10 @@ function* balloon_page_isolate_locked(
   if (ok && b !== null) {
     const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
     const flags = pages_lock ? yield* rt.spin_lock_irqsave(b.pages_lock) : 0;
-    if (!pages_lock) yield* lockless_list_write(rt, pfn);
     if (bc.era.isolation === "private_flag" && holds(bc, RULE_CLEAR_PRIVATE_FLAG))
       ClearPageFlag(mem, pfn, PG_private);
-    list_del(mem, pfn);
+    if (pages_lock) list_del(mem, pfn);
+    else yield* lockless_list_del(rt, mem, pfn);
     b.nr_listed--;
     b.isolated_pages++;
     mm.era.SetPageIsolated(mem, pfn);
@@ -742,10 +799,11 @@ export function* balloon_page_putback(rt: Runtime, bc: BalloonCompaction, pfn: P
   if (b !== null) {
     const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
     const flags = pages_lock ? yield* rt.spin_lock_irqsave(b.pages_lock) : 0;
-    if (!pages_lock) yield* lockless_list_write(rt, pfn);
+    // Unlocked (rule dropped), the flags change with the last store.
+    if (pages_lock) list_add(mem, pfn, b.pages);
+    else yield* lockless_list_add(rt, mem, pfn, b.pages);
     if (bc.era.isolation === "private_flag") SetPageFlag(mem, pfn, PG_private);
     if (own_lock) bc.mm.era.ClearPageIsolated(mem, pfn);
-    list_add(mem, pfn, b.pages);
     b.nr_listed++;
     b.isolated_pages--;
     if (pages_lock) yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
