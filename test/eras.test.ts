@@ -114,7 +114,7 @@ describe("eras: the registry", () => {
     expect(Object.values(ERAS).flatMap((e) => e.variants).length).toBeGreaterThanOrEqual(3);
   });
 
-  it("eras: register_balloon_kinds registers the five kinds and returns a checker era per kernel era", () => {
+  it("eras: register_balloon_kinds registers the six kinds and returns a checker era per kernel era", () => {
     const got: ThreadKind[] = [];
     const eras = register_balloon_kinds((k) => got.push(k));
     expect(got.map((k) => k.name)).toEqual([
@@ -122,6 +122,7 @@ describe("eras: the registry", () => {
       "balloon_deflate",
       "balloon_compact",
       "balloon_putback",
+      "balloon_host",
       "balloon_free",
     ]);
     expect(eras.map((e) => e.name)).toEqual(Object.keys(ERAS));

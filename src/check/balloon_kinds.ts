@@ -33,10 +33,23 @@
  *                    matters in these eras: a deflated balloon page's own
  *                    release is already the deflate's last step (put_page
  *                    after balloon_lock), interleaved with everything.
- *
- * The host acknowledging is not a thread of its own here: telling the host
- * is one step (tell_host below), the request and the ack at once. See
- * README "Fidelity > Model checker" for what a host thread would need.
+ *   balloon_host     the host acknowledging, as a thread of its own: with
+ *                    it in the configuration, telling the host is a
+ *                    request the guest posts in the frame's content word
+ *                    (HOST_REQ_DISCARD / HOST_REQ_BACK; tell_host()) and
+ *                    then a wait_event() for the ack, as virtio's
+ *                    tell_host() adds the pfns to the virtqueue, kicks and
+ *                    waits; the host thread waits for any request, takes
+ *                    the lowest pfn asking and acknowledges it by changing
+ *                    the frame (DISCARDED, or backed: 0), until every other
+ *                    worker has finished. Its look for requests reads every
+ *                    page's content in one step, so the footprints see it
+ *                    depend on every post. Without it (the standard
+ *                    configurations) telling the host is one step, the
+ *                    request and the ack at once. Known problem: DPOR
+ *                    (check/explore.ts) misses schedules with this kind
+ *                    (README "Fidelity > Model checker"); check it with
+ *                    plain DFS (--no-por).
  *
  * The host's frame state lives in the page's content (mem.content, which
  * the checker's footprints track): DISCARDED while the host has taken the
@@ -106,6 +119,12 @@ import type {
 
 /** The content of a frame the host has discarded. */
 export const DISCARDED = 0xdead;
+/** A frame the guest asked the host to discard (inflate), not yet acknowledged (balloon_host). */
+export const HOST_REQ_DISCARD = 0xd15c;
+/** A discarded frame the guest asked the host to back again (deflate), not yet acknowledged. */
+export const HOST_REQ_BACK = 0xbac;
+/** Requests one host thread serves at most (each worker posts a few). */
+const HOST_REQUESTS_MAX = 64;
 const EXT = "balloon";
 
 /** The balloon of one World, shared by the kinds (w.ext). */
@@ -116,6 +135,8 @@ export interface BalloonRig {
   readonly view: BalloonView;
   /** Pages inflated minus pages deflated (the driver's num_pages). */
   num_pages: number;
+  /** A balloon_host thread acknowledges requests (set after setup's inflations). */
+  host: boolean;
 }
 
 /**
@@ -168,11 +189,50 @@ export class BalloonView implements DriverView {
   }
 }
 
-/** Tell the host about one frame (one step): it discards it (inflate) or backs it again. */
+/**
+ * Tell the host about one frame: it discards it (inflate) or backs it
+ * again. One step when nothing else plays the host; with a balloon_host
+ * thread, post the request and wait_event() for its ack.
+ */
 function* tell_host(rt: Runtime, w: World, pfn: Pfn, inflate: boolean): Step {
   yield* rt.access(OP_WRITE, pfn, "content");
   const content = w.m.mem.content;
-  if (content) content[pfn] = inflate ? DISCARDED : 0;
+  if (!content) return;
+  if (!rig_of(w)?.host) {
+    content[pfn] = inflate ? DISCARDED : 0;
+    return;
+  }
+  content[pfn] = inflate ? HOST_REQ_DISCARD : HOST_REQ_BACK;
+  const acked = inflate ? DISCARDED : 0;
+  // Read the array afresh: during a step it is the footprints' recording proxy.
+  yield* rt.wait_event(pfn, "content", () => w.m.mem.content?.[pfn] === acked);
+}
+
+/** The lowest pfn with a request for the host, or -1. */
+function host_request(content: Uint32Array): number {
+  for (let p = 0; p < content.length; p++)
+    if (content[p] === HOST_REQ_DISCARD || content[p] === HOST_REQ_BACK) return p;
+  return -1;
+}
+
+/** The host thread: acknowledge requests until every other worker has finished. */
+function* balloon_host(rt: Runtime, w: World, ctx: ThreadCtx): Step {
+  const mem = w.m.mem;
+  if (!mem.content) return;
+  const others = w.ctxs.filter((c) => c !== ctx).map((c) => c.tid);
+  const idle = () => others.every((t) => w.e.threads[t].done);
+  // mem.content is read afresh after every yield: during a step it is the
+  // footprints' recording proxy (check/reads.ts), so the look for requests
+  // is seen to read every page.
+  for (let n = 0; n < HOST_REQUESTS_MAX; n++) {
+    yield* rt.wait_event(-1, "virtqueue", () => host_request(mem.content!) >= 0 || idle());
+    const p = host_request(mem.content!);
+    if (p < 0) return;
+    yield* rt.access(OP_WRITE, p, "content");
+    const content = mem.content!;
+    content[p] = content[p] === HOST_REQ_DISCARD ? DISCARDED : 0;
+  }
+  throw new Error(`balloon_host: more than ${HOST_REQUESTS_MAX} requests`);
 }
 
 /**
@@ -225,6 +285,7 @@ export function balloon_rig(w: World): BalloonRig {
     balloon_lock,
     view: new BalloonView(bc, b, () => w.e.steps),
     num_pages: 0,
+    host: false,
   };
   b.migratepage = (rt, _b, newpage, page) => balloon_check_migratepage(rt, w, r, newpage, page);
   w.ext.set(EXT, r);
@@ -305,6 +366,17 @@ export const BALLOON_KINDS: readonly ThreadKind[] = [
         if (pfn === undefined || !(yield* scan_one(rt, w, ctx, pfn))) return;
         if (rt.choose(2) === 0) yield* putback_movable_pages(rt, w.mm, ctx.list);
         else yield* migrate_list(rt, w, ctx);
+      },
+  },
+  {
+    name: "balloon_host",
+    text: "the host as a thread: acknowledges each frame the guest asks it to discard or back again (the guest waits for the ack)",
+    prepare: (w) => {
+      balloon_rig(w).host = true;
+    },
+    body: (w, ctx) =>
+      function* (rt) {
+        yield* balloon_host(rt, w, ctx);
       },
   },
   {
@@ -390,7 +462,7 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
   },
   {
     name: "balloon-host-discarded",
-    text: "a frame the host discarded is never free, on the LRU or owned by anyone but the balloon (or the deflater telling the host)",
+    text: "a frame the host discarded, or was asked to discard or back and has not acknowledged, is never free, on the LRU or owned by anyone but the balloon (or the deflater telling the host)",
     when: "step",
     check: (w) => {
       const r = rig_of(w);
@@ -399,7 +471,8 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
       const c = census_of(w);
       if (c.links || c.partial) return null;
       for (let p = 0; p < content.length; p++) {
-        if (content[p] !== DISCARDED) continue;
+        const v = content[p];
+        if (v !== DISCARDED && v !== HOST_REQ_DISCARD && v !== HOST_REQ_BACK) continue;
         const pl = c.place[p];
         if (pl === PLACE_FREE || pl === PLACE_PCP || w.m.mem._refcount[p] === 0)
           return `pfn ${p}: the host discarded it but the guest freed it`;
