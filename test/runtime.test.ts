@@ -2,9 +2,10 @@
 // random schedules from the seeded PRNG.
 import { describe, expect, it, vi } from "vitest";
 import { run_check, standard_config } from "../src/check/check.ts";
+import { InlineRuntime, run_inline } from "../src/kernel/compaction_direct.ts";
 import { DeadlockError, Execution, LockBug, LockdepError } from "../src/runtime/execution.ts";
 import { Prng } from "../src/runtime/prng.ts";
-import { OP_READ, OP_WRITE, type Runtime, type Step } from "../src/runtime/runtime.ts";
+import { type Lock, OP_READ, OP_WRITE, type Runtime, type Step } from "../src/runtime/runtime.ts";
 
 /** Run an execution under a random schedule drawn from `seed`. */
 function run_random(e: Execution, seed: number): void {
@@ -539,5 +540,221 @@ describe("runtime: coalesce mode is off in the checker", () => {
       spy.mockRestore();
     }
     expect(calls).toBeGreaterThan(1000);
+  });
+});
+
+describe("runtime: spin_lock_irqsave", () => {
+  /** One thread running `body` on an execution in mode `mode`; returns what it threw. */
+  function run_one(
+    mode: "trace" | "solo" | "coalesce",
+    body: (rt: Runtime, a: Lock, b: Lock, m: Lock) => Step,
+    opts: { debug_atomic_sleep?: boolean } = {},
+  ): unknown {
+    const e = new Execution({
+      choose: () => 0,
+      record_trace: mode === "trace",
+      coalesce: mode === "coalesce",
+      ...opts,
+    });
+    const a = e.new_lock("A");
+    const b = e.new_lock("B");
+    const m = e.new_lock("M", "mutex");
+    e.spawn("T", (rt) => body(rt, a, b, m));
+    try {
+      if (mode === "coalesce") while (!e.finished()) e.step(0);
+      else e.run((r) => r[0], 1000);
+    } catch (err) {
+      return err;
+    }
+    return null;
+  }
+
+  for (const mode of ["trace", "solo", "coalesce"] as const) {
+    it(`runtime: irqrestore gives back the saved interrupt state, nested irqsave locks restore in turn (${mode})`, () => {
+      const seen: unknown[] = [];
+      const err = run_one(mode, function* (rt, a, b) {
+        seen.push(rt.irqs_disabled());
+        const fa = yield* rt.spin_lock_irqsave(a);
+        seen.push(fa, rt.irqs_disabled(), a.owner);
+        const fb = yield* rt.spin_lock_irqsave(b);
+        seen.push(fb, rt.irqs_disabled());
+        yield* rt.spin_unlock_irqrestore(b, fb);
+        seen.push(rt.irqs_disabled());
+        yield* rt.spin_unlock_irqrestore(a, fa);
+        seen.push(rt.irqs_disabled(), a.owner);
+      });
+      expect(err).toBeNull();
+      expect(seen).toEqual([false, 0, true, 0, 1, true, true, false, -1]);
+    });
+
+    it(`runtime: sleeping with interrupts disabled is "sleeping function called from invalid context" (${mode})`, () => {
+      const sleepers: [string, (rt: Runtime, m: Lock) => Step][] = [
+        ["mutex_lock(M)", (rt, m) => rt.mutex_lock(m)],
+        ["cond_resched", (rt) => rt.cond_resched()],
+        ["wait_event(x)", (rt) => rt.wait_event(0, "x", () => true)],
+        [
+          "wait_event_timeout(x)",
+          function* (rt) {
+            yield* rt.wait_event_timeout(0, "x", () => false, 5);
+          },
+        ],
+        ["schedule_timeout", (rt) => rt.schedule_timeout(5)],
+      ];
+      for (const [what, sleep] of sleepers) {
+        const err = run_one(mode, function* (rt, a, _b, m) {
+          const f = yield* rt.spin_lock_irqsave(a);
+          yield* sleep(rt, m);
+          yield* rt.spin_unlock_irqrestore(a, f);
+        });
+        expect(err).toBeInstanceOf(LockBug);
+        expect((err as Error).message).toBe(
+          `BUG: sleeping function called from invalid context: T calls ${what} with interrupts disabled (holding A)`,
+        );
+        // The same call after irqrestore, or under a plain spin_lock, is allowed
+        // (only the interrupt state is modelled, not the preempt count).
+        expect(
+          run_one(mode, function* (rt, a, _b, m) {
+            const f = yield* rt.spin_lock_irqsave(a);
+            yield* rt.spin_unlock_irqrestore(a, f);
+            yield* sleep(rt, m);
+            if (m.owner === 0) yield* rt.mutex_unlock(m);
+          }),
+        ).toBeNull();
+      }
+      // A trylock never sleeps.
+      expect(
+        run_one(mode, function* (rt, a, _b, m) {
+          const f = yield* rt.spin_lock_irqsave(a);
+          if (yield* rt.mutex_trylock(m)) yield* rt.mutex_unlock(m);
+          yield* rt.spin_unlock_irqrestore(a, f);
+        }),
+      ).toBeNull();
+    });
+  }
+
+  it("runtime: irqrestore with interrupts enabled, forged flags, and finishing with interrupts disabled are bugs", () => {
+    const restore_on = run_one("trace", function* (rt, a, b) {
+      const f = yield* rt.spin_lock_irqsave(a);
+      yield* rt.spin_unlock_irqrestore(a, f);
+      yield* rt.spin_lock(b);
+      yield* rt.spin_unlock_irqrestore(b, f);
+    });
+    expect((restore_on as Error).message).toBe("T: spin_unlock_irqrestore with interrupts enabled");
+    const forged = run_one("solo", function* (rt, a) {
+      yield* rt.spin_lock_irqsave(a);
+      yield* rt.spin_unlock_irqrestore(a, 7);
+    });
+    expect((forged as Error).message).toBe("T: spin_unlock_irqrestore with flags 7 never saved");
+    const left_off = run_one("trace", function* (rt, a) {
+      yield* rt.spin_lock_irqsave(a);
+      yield* rt.spin_unlock(a);
+    });
+    expect((left_off as Error).message).toBe("T finished with interrupts disabled");
+  });
+
+  it("runtime: a thread waiting for an irqsave lock keeps its interrupts on until it has it; others are unaffected", () => {
+    const e = new Execution({ choose: () => 0, record_trace: true });
+    const a = e.new_lock("A");
+    const m = e.new_lock("M", "mutex");
+    const seen: boolean[] = [];
+    e.spawn("T0", function* (rt) {
+      const f = yield* rt.spin_lock_irqsave(a);
+      yield* rt.access(OP_READ, 0, "x");
+      yield* rt.spin_unlock_irqrestore(a, f);
+    });
+    e.spawn("T1", function* (rt) {
+      yield* rt.mutex_lock(m);
+      seen.push(rt.irqs_disabled());
+      const f = yield* rt.spin_lock_irqsave(a);
+      seen.push(rt.irqs_disabled());
+      yield* rt.spin_unlock_irqrestore(a, f);
+      yield* rt.mutex_unlock(m);
+    });
+    // T0 takes A; T1 sleeps on the mutex (allowed: its interrupts are on).
+    e.step(0);
+    e.step(0);
+    e.step(1);
+    e.step(1);
+    expect(e.enabled(1)).toBe(false);
+    e.run((r) => r[0], 100);
+    expect(seen).toEqual([false, true]);
+  });
+
+  it("runtime: with debug_atomic_sleep off a sleeping lock taken with interrupts disabled just sleeps, and a cycle through it is a deadlock", () => {
+    let deadlocks = 0;
+    for (let seed = 0; seed < 60; seed++) {
+      const e = new Execution({ choose: () => 0, lockdep: false, debug_atomic_sleep: false });
+      const spin = e.new_lock("pages_lock");
+      const page = e.new_lock("page lock", "page_lock");
+      e.spawn("T0", function* (rt) {
+        if (!(yield* rt.mutex_trylock(page))) return;
+        const f = yield* rt.spin_lock_irqsave(spin);
+        yield* rt.spin_unlock_irqrestore(spin, f);
+        yield* rt.mutex_unlock(page);
+      });
+      e.spawn("T1", function* (rt) {
+        const f = yield* rt.spin_lock_irqsave(spin);
+        yield* rt.mutex_lock(page);
+        yield* rt.mutex_unlock(page);
+        yield* rt.spin_unlock_irqrestore(spin, f);
+      });
+      try {
+        run_random(e, seed);
+      } catch (err) {
+        expect(err).toBeInstanceOf(DeadlockError);
+        expect((err as DeadlockError).cycle).toEqual([
+          "T0 waits for pages_lock held by T1",
+          "T1 waits for page lock held by T0 (interrupts disabled)",
+        ]);
+        deadlocks++;
+      }
+    }
+    expect(deadlocks).toBeGreaterThan(0);
+  });
+});
+
+describe("runtime: InlineRuntime and interrupts", () => {
+  it("runtime: an inline run tracks interrupts on its own (no outer thread) or through the outer thread, and may not sleep with them off", () => {
+    const e = new Execution({ choose: () => 0 });
+    const a = e.new_lock("A");
+    const m = e.new_lock("M", "mutex");
+    const outside = new InlineRuntime(e);
+    const seen: unknown[] = [];
+    seen.push(
+      run_inline(
+        (function* () {
+          const f = yield* outside.spin_lock_irqsave(a);
+          seen.push(outside.irqs_disabled(), a.owner);
+          yield* outside.spin_unlock_irqrestore(a, f);
+          return outside.irqs_disabled();
+        })(),
+        100,
+        "test",
+      ),
+    );
+    expect(seen).toEqual([true, -2, false]);
+    expect(() =>
+      run_inline(
+        (function* () {
+          yield* outside.spin_lock_irqsave(a);
+          yield* outside.mutex_lock(m);
+        })(),
+        100,
+        "test",
+      ),
+    ).toThrow(
+      "BUG: sleeping function called from invalid context: direct compaction calls mutex_lock(M) with interrupts disabled",
+    );
+    a.owner = -1;
+    let inner_irqs: boolean[] = [];
+    e.spawn("T", function* (rt) {
+      const f = yield* rt.spin_lock_irqsave(a);
+      const inl = new InlineRuntime(rt);
+      inner_irqs = [inl.irqs_disabled()];
+      yield* rt.spin_unlock_irqrestore(a, f);
+      inner_irqs.push(inl.irqs_disabled());
+    });
+    e.run((r) => r[0], 100);
+    expect(inner_irqs).toEqual([true, false]);
   });
 });

@@ -18,6 +18,38 @@
  *                    putback_movable_pages() of what failed
  *   balloon_putback  isolate one balloon page; with no target (rt.choose)
  *                    put it back at once, else migrate it
+ *   balloon_free     page freeing: the guest's process (one anonymous LRU
+ *                    page per configured page, made at setup) unmaps its
+ *                    page n (zap_anon_page: the last put_page frees it to
+ *                    the allocator's pcp list). Compaction's scan visits
+ *                    that pfn too (it was a process page at setup): its
+ *                    lockless PG_lru read and movable test, and in 2012
+ *                    and 2014 balloon_page_isolate()'s get_page_unless_zero,
+ *                    race with the LRU removal and the free. The freed
+ *                    frame goes to the freeing CPU's pcp list, and every
+ *                    checker thread has a CPU of its own, so an inflation
+ *                    never takes that very frame here (it would need a
+ *                    pcp drain or a shared CPU). This is the freeing that
+ *                    matters in these eras: a deflated balloon page's own
+ *                    release is already the deflate's last step (put_page
+ *                    after balloon_lock), interleaved with everything.
+ *   balloon_host     the host acknowledging, as a thread of its own: with
+ *                    it in the configuration, telling the host is a
+ *                    request the guest posts in the frame's content word
+ *                    (HOST_REQ_DISCARD / HOST_REQ_BACK; tell_host()) and
+ *                    then a wait_event() for the ack, as virtio's
+ *                    tell_host() adds the pfns to the virtqueue, kicks and
+ *                    waits; the host thread waits for any request, takes
+ *                    the lowest pfn asking and acknowledges it by changing
+ *                    the frame (DISCARDED, or backed: 0), until every other
+ *                    worker has finished. Its look for requests reads every
+ *                    page's content in one step, so the footprints see it
+ *                    depend on every post. Without it (the standard
+ *                    configurations) telling the host is one step, the
+ *                    request and the ack at once. Known problem: DPOR
+ *                    (check/explore.ts) misses schedules with this kind
+ *                    (README "Fidelity > Model checker"); check it with
+ *                    plain DFS (--no-por).
  *
  * The host's frame state lives in the page's content (mem.content, which
  * the checker's footprints track): DISCARDED while the host has taken the
@@ -60,6 +92,7 @@ import { EAGAIN } from "../kernel/errno.ts";
 import { list_add, list_count_nodes } from "../kernel/list.ts";
 import { putback_movable_pages } from "../kernel/migrate.ts";
 import { put_page } from "../kernel/mm/lru.ts";
+import { zap_anon_page } from "../kernel/mm/owner.ts";
 import { isolate_movable_page, movable_page_candidate } from "../kernel/movable_ops.ts";
 import { PageLRU, type Pfn } from "../kernel/page.ts";
 import { era_rules, rule_names } from "../kernel/rules.ts";
@@ -72,7 +105,7 @@ import {
   type StepOf,
 } from "../runtime/runtime.ts";
 import { census_of, PLACE_DRIVER, PLACE_FREE, PLACE_PCP, PLACE_THREAD } from "./invariants.ts";
-import { migrate_list } from "./threads.ts";
+import { migrate_list, toy_process } from "./threads.ts";
 import type {
   CheckEra,
   DriverView,
@@ -86,6 +119,12 @@ import type {
 
 /** The content of a frame the host has discarded. */
 export const DISCARDED = 0xdead;
+/** A frame the guest asked the host to discard (inflate), not yet acknowledged (balloon_host). */
+export const HOST_REQ_DISCARD = 0xd15c;
+/** A discarded frame the guest asked the host to back again (deflate), not yet acknowledged. */
+export const HOST_REQ_BACK = 0xbac;
+/** Requests one host thread serves at most (each worker posts a few). */
+const HOST_REQUESTS_MAX = 64;
 const EXT = "balloon";
 
 /** The balloon of one World, shared by the kinds (w.ext). */
@@ -96,6 +135,8 @@ export interface BalloonRig {
   readonly view: BalloonView;
   /** Pages inflated minus pages deflated (the driver's num_pages). */
   num_pages: number;
+  /** A balloon_host thread acknowledges requests (set after setup's inflations). */
+  host: boolean;
 }
 
 /**
@@ -148,11 +189,50 @@ export class BalloonView implements DriverView {
   }
 }
 
-/** Tell the host about one frame (one step): it discards it (inflate) or backs it again. */
+/**
+ * Tell the host about one frame: it discards it (inflate) or backs it
+ * again. One step when nothing else plays the host; with a balloon_host
+ * thread, post the request and wait_event() for its ack.
+ */
 function* tell_host(rt: Runtime, w: World, pfn: Pfn, inflate: boolean): Step {
   yield* rt.access(OP_WRITE, pfn, "content");
   const content = w.m.mem.content;
-  if (content) content[pfn] = inflate ? DISCARDED : 0;
+  if (!content) return;
+  if (!rig_of(w)?.host) {
+    content[pfn] = inflate ? DISCARDED : 0;
+    return;
+  }
+  content[pfn] = inflate ? HOST_REQ_DISCARD : HOST_REQ_BACK;
+  const acked = inflate ? DISCARDED : 0;
+  // Read the array afresh: during a step it is the footprints' recording proxy.
+  yield* rt.wait_event(pfn, "content", () => w.m.mem.content?.[pfn] === acked);
+}
+
+/** The lowest pfn with a request for the host, or -1. */
+function host_request(content: Uint32Array): number {
+  for (let p = 0; p < content.length; p++)
+    if (content[p] === HOST_REQ_DISCARD || content[p] === HOST_REQ_BACK) return p;
+  return -1;
+}
+
+/** The host thread: acknowledge requests until every other worker has finished. */
+function* balloon_host(rt: Runtime, w: World, ctx: ThreadCtx): Step {
+  const mem = w.m.mem;
+  if (!mem.content) return;
+  const others = w.ctxs.filter((c) => c !== ctx).map((c) => c.tid);
+  const idle = () => others.every((t) => w.e.threads[t].done);
+  // mem.content is read afresh after every yield: during a step it is the
+  // footprints' recording proxy (check/reads.ts), so the look for requests
+  // is seen to read every page.
+  for (let n = 0; n < HOST_REQUESTS_MAX; n++) {
+    yield* rt.wait_event(-1, "virtqueue", () => host_request(mem.content!) >= 0 || idle());
+    const p = host_request(mem.content!);
+    if (p < 0) return;
+    yield* rt.access(OP_WRITE, p, "content");
+    const content = mem.content!;
+    content[p] = content[p] === HOST_REQ_DISCARD ? DISCARDED : 0;
+  }
+  throw new Error(`balloon_host: more than ${HOST_REQUESTS_MAX} requests`);
 }
 
 /**
@@ -173,16 +253,16 @@ function* balloon_check_migratepage(
   const mem = w.m.mem;
   if (!(yield* rt.mutex_trylock(r.balloon_lock))) return -EAGAIN;
   mem._refcount[newpage]++;
-  yield* rt.spin_lock(b.pages_lock);
+  const flags = yield* rt.spin_lock_irqsave(b.pages_lock);
   balloon_page_insert(rt, bc, b, newpage);
   b.isolated_pages--;
   r.view.handing_over.add(page);
-  yield* rt.spin_unlock(b.pages_lock);
+  yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   yield* tell_host(rt, w, newpage, true);
-  if (bc.era.delete_under_pages_lock) yield* rt.spin_lock(b.pages_lock);
+  const del_flags = bc.era.delete_under_pages_lock ? yield* rt.spin_lock_irqsave(b.pages_lock) : 0;
   balloon_page_delete(rt, bc, page);
   r.view.handing_over.delete(page);
-  if (bc.era.delete_under_pages_lock) yield* rt.spin_unlock(b.pages_lock);
+  if (bc.era.delete_under_pages_lock) yield* rt.spin_unlock_irqrestore(b.pages_lock, del_flags);
   yield* tell_host(rt, w, page, false);
   yield* rt.mutex_unlock(r.balloon_lock);
   put_page(rt, bc.mm, page);
@@ -205,6 +285,7 @@ export function balloon_rig(w: World): BalloonRig {
     balloon_lock,
     view: new BalloonView(bc, b, () => w.e.steps),
     num_pages: 0,
+    host: false,
   };
   b.migratepage = (rt, _b, newpage, page) => balloon_check_migratepage(rt, w, r, newpage, page);
   w.ext.set(EXT, r);
@@ -287,6 +368,29 @@ export const BALLOON_KINDS: readonly ThreadKind[] = [
         else yield* migrate_list(rt, w, ctx);
       },
   },
+  {
+    name: "balloon_host",
+    text: "the host as a thread: acknowledges each frame the guest asks it to discard or back again (the guest waits for the ack)",
+    prepare: (w) => {
+      balloon_rig(w).host = true;
+    },
+    body: (w, ctx) =>
+      function* (rt) {
+        yield* balloon_host(rt, w, ctx);
+      },
+  },
+  {
+    name: "balloon_free",
+    text: "the guest's process unmaps one of its pages (munmap): the last put_page frees it, racing with compaction's lockless scan of that pfn",
+    prepare: (w) => {
+      balloon_rig(w);
+      toy_process(w);
+    },
+    body: (w, ctx) =>
+      function* (rt) {
+        yield* zap_anon_page(rt, w.mm, toy_process(w), ctx.index % w.cfg.pages);
+      },
+  },
 ];
 
 // ---- invariants -------------------------------------------------------------------
@@ -304,7 +408,7 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
       const r = rig_of(w);
       if (!r || r.b.pages_lock.owner !== -1) return null;
       const c = census_of(w);
-      if (c.links) return null; // list-links-intact reports it
+      if (c.links || c.partial) return null; // list-links-intact reports it
       const mem = w.m.mem;
       for (let p = mem.lru_next[r.b.pages]; p !== r.b.pages; p = mem.lru_next[p]) {
         if (!PageBalloon(r.bc, p) || balloon_page_device(r.bc, p) !== r.b)
@@ -326,7 +430,7 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
       const r = rig_of(w);
       if (!r || r.b.pages_lock.owner !== -1) return null;
       const c = census_of(w);
-      if (c.links) return null;
+      if (c.links || c.partial) return null;
       const mem = w.m.mem;
       const listed = PLACE_DRIVER + w.drivers.indexOf(r.view);
       for (const p of r.view.slots) {
@@ -358,16 +462,17 @@ export const BALLOON_INVARIANTS: readonly Invariant[] = [
   },
   {
     name: "balloon-host-discarded",
-    text: "a frame the host discarded is never free, on the LRU or owned by anyone but the balloon (or the deflater telling the host)",
+    text: "a frame the host discarded, or was asked to discard or back and has not acknowledged, is never free, on the LRU or owned by anyone but the balloon (or the deflater telling the host)",
     when: "step",
     check: (w) => {
       const r = rig_of(w);
       const content = w.m.mem.content;
       if (!r || !content) return null;
       const c = census_of(w);
-      if (c.links) return null;
+      if (c.links || c.partial) return null;
       for (let p = 0; p < content.length; p++) {
-        if (content[p] !== DISCARDED) continue;
+        const v = content[p];
+        if (v !== DISCARDED && v !== HOST_REQ_DISCARD && v !== HOST_REQ_BACK) continue;
         const pl = c.place[p];
         if (pl === PLACE_FREE || pl === PLACE_PCP || w.m.mem._refcount[p] === 0)
           return `pfn ${p}: the host discarded it but the guest freed it`;
@@ -448,7 +553,11 @@ export const BALLOON_STANDARD: Record<string, { threads: string[]; pages: number
  */
 export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null>> = {
   "2012": {
-    "pages-lock-held": null,
+    // A torn list, E on 2 pages: without pages_lock one putback reads
+    // head->next (the other page) for its list_add while the other isolates
+    // that page; its stores then link the unlinked, poisoned page back in
+    // (the unlocked update is its pointer stores: lockless_list_add).
+    "pages-lock-held": w(E, 2, "list-links-intact"),
     // Within two preemptions, before the era's own dequeue race (see
     // BALLOON_STANDARD), which needs three on C.
     "page-lock-held": w(C, 2, "kernel-bug", 2),
@@ -456,7 +565,7 @@ export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null
     "dequeue-extra-ref": null,
   },
   "2014": {
-    "pages-lock-held": null,
+    "pages-lock-held": w(E, 2, "list-links-intact"),
     "page-lock-held": w(D, 1, "kernel-bug"),
     "recheck-balloon-under-page-lock": w(E, 1, "kernel-bug"),
     "clear-private-flag-with-list-removal": w(D, 1, "balloon-listed-identity"),
@@ -471,6 +580,10 @@ export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null
     // B on 2 pages is too large to exhaust; within three preemptions it is not.
     "pages-lock-held": w(B, 2, "kernel-bug", 3),
     "page-lock-held": w(D, 1, "kernel-bug"),
+    // lock_page under pages_lock: might_sleep() with interrupts disabled, in
+    // every schedule. With the report off (debug_atomic_sleep: false) D
+    // deadlocks: BALLOON_DEADLOCK_WITNESSES.
+    "dequeue-trylock-page": w(D, 1, "lock-bug"),
     "private-names-device": null,
   },
   "2022": {
@@ -479,19 +592,21 @@ export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null
     "dequeue-skips-isolated": null,
     "pages-lock-held": w(B, 2, "kernel-bug", 3),
     "page-lock-held": w(D, 1, "kernel-bug"),
+    "dequeue-trylock-page": w(D, 1, "lock-bug"),
     "private-names-device": null,
   },
   "2025": {
     "recheck-movable-under-page-lock": null,
     "recheck-isolated-under-page-lock": w(E, 1, "kernel-bug"),
-    "pages-lock-held": w(B, 2, "list-links-intact", 3),
+    "pages-lock-held": w(B, 2, "kernel-bug", 3),
     "page-lock-held": w(D, 1, "kernel-bug"),
+    "dequeue-trylock-page": w(D, 1, "lock-bug"),
     "private-names-device": null,
   },
   "2026": {
     "recheck-movable-under-page-lock": null,
     "recheck-isolated-under-page-lock": w(E, 1, "kernel-bug"),
-    "pages-lock-held": w(C, 2, "kernel-bug", 2),
+    "pages-lock-held": w(C, 2, "list-links-intact", 2),
     "isolate-reads-private-under-lock": w(D, 1, "kernel-bug"),
     "private-names-device": w(D, 1, "kernel-bug"),
     "core-page-lock": w(E, 1, "kernel-bug"),
@@ -508,11 +623,7 @@ export const BALLOON_WITNESSES: Record<string, Record<string, RuleWitness | null
  * is not needed in the model (README "Eras").
  */
 export const BALLOON_RANDOM_WITNESSES: Record<string, Record<string, RuleWitness>> = {
-  "2012": {
-    // Within two preemptions C stays clean without the rule; with three the
-    // era's own dequeue race breaks C with the rule in force.
-    "pages-lock-held": w(C, 2, "list-links-intact"),
-  },
+  "2012": {},
   "2014": {},
   "2016": {},
   "2022": {},

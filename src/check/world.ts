@@ -53,6 +53,13 @@ export interface CheckConfig {
   drop_rules: string[];
   /** A named variant of the era (historical pre-fix code), or null. */
   variant: string | null;
+  /**
+   * Report sleeping with interrupts disabled (the kernel's
+   * CONFIG_DEBUG_ATOMIC_SLEEP; on when absent). Off, a thread that sleeps
+   * with interrupts disabled just sleeps, so what follows (a deadlock)
+   * shows (runtime/execution.ts).
+   */
+  debug_atomic_sleep?: boolean;
 }
 
 /** What the invariants need to know of a movable_ops driver. */
@@ -187,6 +194,7 @@ export class World {
     });
     this.e = new Execution({
       choose: opts.choose,
+      debug_atomic_sleep: cfg.debug_atomic_sleep ?? true,
       record_trace: opts.record_trace ?? false,
       // Labels name kernel functions and the thread kinds' models of them.
       record_stack: opts.record_stack

@@ -32,7 +32,9 @@
  * which is why they do not invert the order (2012/2014: page lock first,
  * and dequeue walks the list without pages_lock). 2026: the global
  * balloon_pages_lock and no page lock. virtio's balloon_lock (a mutex)
- * comes before pages_lock; migratepage only tries it.
+ * comes before pages_lock; migratepage only tries it. pages_lock (and the
+ * 2026 global lock) is taken with spin_lock_irqsave() everywhere, as in the
+ * kernel: nothing under it may sleep (the runtime reports it).
  * Rules (kernel/rules.ts: named assertions and the steps they stand for;
  * each can be switched off through MmState.dropped_rules, or the
  * drop_rules option here, and a broken one throws RuleError):
@@ -44,6 +46,10 @@
  *                      dequeue do not trylock the page);
  *   dequeue-skips-isolated: dequeue never takes a page compaction has
  *                      isolated (2014: PagePrivate clear; 2016, 2022);
+ *   dequeue-trylock-page: 2016-2025: the dequeue walk holds pages_lock and
+ *                      only trylocks each page (dropped: lock_page, which
+ *                      sleeps with interrupts disabled and inverts the
+ *                      lock order);
  *   private-names-device: a page the core hands to isolate / putback /
  *                      migrate names a live device (2025 on: isolation
  *                      fails on page->private == 0);
@@ -71,7 +77,15 @@ import {
   GFP_HIGHUSER,
   GFP_HIGHUSER_MOVABLE,
 } from "./gfp.ts";
-import { list_add, list_count_nodes, list_del, list_empty, list_entry_linked } from "./list.ts";
+import {
+  LIST_POISON1,
+  LIST_POISON2,
+  list_add,
+  list_count_nodes,
+  list_del,
+  list_empty,
+  list_entry_linked,
+} from "./list.ts";
 import type { Machine } from "./machine.ts";
 import { put_page, this_cpu } from "./mm/lru.ts";
 import { lock_page, page_locked_by_me, trylock_page, unlock_page } from "./mm/pagemap.ts";
@@ -84,6 +98,7 @@ import {
 } from "./movable_ops.ts";
 import {
   ClearPageFlag,
+  type MemMap,
   PageFlag,
   PageIsolated,
   PageLocked,
@@ -98,6 +113,7 @@ import {
   RULE_CORE_PAGE_LOCK,
   RULE_DEQUEUE_EXTRA_REF,
   RULE_DEQUEUE_SKIPS_ISOLATED,
+  RULE_DEQUEUE_TRYLOCK_PAGE,
   RULE_ENQUEUE_DETACHED,
   RULE_PAGE_LOCK_HELD,
   RULE_PAGES_LOCK_HELD,
@@ -548,14 +564,14 @@ export function* balloon_page_enqueue(
   const first = takes_page_lock(bc) && page_lock_first(bc);
   if (first && !(yield* trylock_page(rt, bc.mm, pfn)))
     BUG(`balloon_page_enqueue: pfn ${pfn} locked`);
-  yield* rt.spin_lock(b.pages_lock);
+  const flags = yield* rt.spin_lock_irqsave(b.pages_lock);
   const lock = enqueue_one_begin(rt, bc, pfn);
   if (lock && !(yield* trylock_page(rt, bc.mm, pfn)))
     BUG(`balloon_page_enqueue: pfn ${pfn} locked`);
   balloon_page_insert(rt, bc, b, pfn);
   if (lock) yield* unlock_page(rt, bc.mm, pfn);
   enqueue_one_end(bc, b, pfn);
-  yield* rt.spin_unlock(b.pages_lock);
+  yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   if (first) yield* unlock_page(rt, bc.mm, pfn);
 }
 
@@ -568,14 +584,14 @@ export function* balloon_page_list_enqueue(
 ): StepOf<number> {
   const mem = bc.mm.m.mem;
   let n = 0;
-  yield* rt.spin_lock(b.pages_lock);
+  const flags = yield* rt.spin_lock_irqsave(b.pages_lock);
   for (let p = mem.lru_next[list]; p !== list; p = mem.lru_next[list]) {
     if (n > mem.nr_pages) BUG("balloon_page_list_enqueue: list walk unbounded");
     if (holds(bc, RULE_ENQUEUE_DETACHED)) list_del(mem, p);
     yield* balloon_page_enqueue_one(rt, bc, b, p);
     n++;
   }
-  yield* rt.spin_unlock(b.pages_lock);
+  yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   return n;
 }
 
@@ -604,14 +620,18 @@ export function* balloon_page_list_dequeue(
   const page_lock = takes_page_lock(bc);
   let n = 0;
   let walked = 0;
-  if (locked_walk) yield* rt.spin_lock(b.pages_lock);
+  const walk_flags = locked_walk ? yield* rt.spin_lock_irqsave(b.pages_lock) : 0;
   for (let p = mem.lru_next[b.pages]; p !== b.pages && n < n_req_pages; ) {
     if (++walked > mem.nr_pages) BUG("balloon_page_list_dequeue: list walk unbounded");
     if (p < 0 || p >= mem.nr_pages)
       BUG(`balloon_page_list_dequeue: walked off device '${b.name}' list onto ${p}`);
     // Safe to read ahead only if pages_lock is held for the walk (2016 on).
     const next = mem.lru_next[p];
-    if (page_lock && !(yield* trylock_page(rt, bc.mm, p))) {
+    if (page_lock && locked_walk && !holds(bc, RULE_DEQUEUE_TRYLOCK_PAGE)) {
+      // Rule dropped: wait for the page lock with pages_lock held and
+      // interrupts disabled, against the order page lock -> pages_lock.
+      yield* lock_page(rt, bc.mm, p);
+    } else if (page_lock && !(yield* trylock_page(rt, bc.mm, p))) {
       bc.coverage.dequeue_page_locked++;
       p = next;
       continue;
@@ -623,20 +643,20 @@ export function* balloon_page_list_dequeue(
       p = next;
       continue;
     }
-    if (!locked_walk) yield* rt.spin_lock(b.pages_lock);
+    const flags = locked_walk ? 0 : yield* rt.spin_lock_irqsave(b.pages_lock);
     const extra_ref = bc.era.isolation === "refcount" && holds(bc, RULE_DEQUEUE_EXTRA_REF);
     if (extra_ref) mem._refcount[p]++;
     balloon_page_remove(rt, bc, p);
     if (b.adjust_managed_page_count) adjust_managed_page_count(m, p, 1);
     m.vm_events[BALLOON_DEFLATE]++;
     list_add(mem, p, list);
-    if (!locked_walk) yield* rt.spin_unlock(b.pages_lock);
+    if (!locked_walk) yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
     if (page_lock) yield* unlock_page(rt, bc.mm, p);
     if (extra_ref) put_page(rt, bc.mm, p);
     n++;
     p = next;
   }
-  if (locked_walk) yield* rt.spin_unlock(b.pages_lock);
+  if (locked_walk) yield* rt.spin_unlock_irqrestore(b.pages_lock, walk_flags);
   return n;
 }
 
@@ -688,20 +708,69 @@ export function* balloon_page_dequeue_onto(
   const mem = bc.mm.m.mem;
   const n = yield* balloon_page_list_dequeue(rt, bc, b, list, 1);
   if (n === 1) return mem.lru_next[list];
-  yield* rt.spin_lock(b.pages_lock);
+  const flags = yield* rt.spin_lock_irqsave(b.pages_lock);
   const lost = list_empty(mem, b.pages) && b.isolated_pages === 0;
-  yield* rt.spin_unlock(b.pages_lock);
+  yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   if (lost) BUG(`balloon_page_dequeue: device '${b.name}' has lost its pages`);
   return -1;
 }
 
 /**
- * Where a dropped pages-lock rule leaves a list update unprotected: the
- * update is a step of its own (another CPU may run between the reads that
- * led to it and the write), as it would be without the lock's exclusion.
+ * The announced field of every store of an unlocked list update (below):
+ * while a thread's next step is one of them, the list is legitimately half
+ * updated, and the checker's link invariants wait for the last store.
  */
-function* lockless_list_write(rt: Runtime, pfn: Pfn): Step {
-  yield* rt.access(OP_WRITE, pfn, "lru");
+export const UNLOCKED_LIST_STORE = "unlocked lru";
+const STORE_PREV = `${UNLOCKED_LIST_STORE}.prev`;
+const STORE_NEXT = `${UNLOCKED_LIST_STORE}.next`;
+const STORE_POISON = `${UNLOCKED_LIST_STORE} poison`;
+
+/**
+ * list_del() where a dropped pages-lock rule leaves the device list
+ * unprotected: what the kernel's list_del() is without the lock's
+ * exclusion, separate pointer stores, each a step another CPU may run
+ * between: read the entry's links (the CONFIG_DEBUG_LIST check runs on
+ * what is read; list.ts's list_del() reports a bad entry), then
+ * next->prev = prev, then prev->next = next, then poison the entry. A
+ * neighbour unlinked or linked concurrently can leave the list torn (a
+ * lost store); the checker sees it when the stores are done.
+ */
+function* lockless_list_del(rt: Runtime, mem: MemMap, entry: Pfn): Step {
+  yield* rt.access(OP_READ, entry, "lru");
+  const next = mem.lru_next[entry];
+  const prev = mem.lru_prev[entry];
+  if (next < 0 || prev < 0 || mem.lru_prev[next] !== entry || mem.lru_next[prev] !== entry) {
+    list_del(mem, entry); // throws the list corruption report
+    BUG(`lockless_list_del: pfn ${entry} passed list_del's check`);
+  }
+  yield* rt.access(OP_WRITE, next, STORE_PREV);
+  mem.lru_prev[next] = prev;
+  yield* rt.access(OP_WRITE, prev, STORE_NEXT);
+  mem.lru_next[prev] = next;
+  yield* rt.access(OP_WRITE, entry, STORE_POISON);
+  mem.lru_next[entry] = LIST_POISON1;
+  mem.lru_prev[entry] = LIST_POISON2;
+}
+
+/**
+ * list_add() of `entry` after `head` without the lock, as lockless_list_del():
+ * read head->next (and check the pair), then next->prev = entry together
+ * with the entry's own links (nobody else reaches the entry yet), then
+ * head->next = entry.
+ */
+function* lockless_list_add(rt: Runtime, mem: MemMap, entry: Pfn, head: number): Step {
+  yield* rt.access(OP_READ, head, "lru");
+  const next = mem.lru_next[head];
+  if (next < 0 || mem.lru_prev[next] !== head || entry === head || entry === next) {
+    list_add(mem, entry, head); // throws the list corruption report
+    BUG(`lockless_list_add: pfn ${entry} passed list_add's check`);
+  }
+  yield* rt.access(OP_WRITE, next, STORE_PREV);
+  mem.lru_prev[next] = entry;
+  mem.lru_next[entry] = next;
+  mem.lru_prev[entry] = head;
+  yield* rt.access(OP_WRITE, head, STORE_NEXT);
+  mem.lru_next[head] = entry;
 }
 
 /**
@@ -722,7 +791,8 @@ export function* balloon_page_isolate(
   const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
   // 2026: page->private is only stable under the global lock; take it first.
   const early = global !== null && pages_lock && holds(bc, RULE_PRIVATE_UNDER_LOCK);
-  if (early) yield* rt.spin_lock(global);
+  let flags = 0;
+  if (early) flags = yield* rt.spin_lock_irqsave(global);
   else yield* rt.access(OP_READ, pfn, "private");
   let b = balloon_page_device(bc, pfn);
   if (b === null && !holds(bc, RULE_PRIVATE_NAMES_DEVICE) && bc.era.isolate_checks_device) {
@@ -733,15 +803,15 @@ export function* balloon_page_isolate(
     // Already deflated (2025 on); before that the page lock rules it out.
     bc.coverage.isolate_no_device++;
     rule(bc, RULE_PRIVATE_NAMES_DEVICE, bc.era.isolate_checks_device, "balloon_page_isolate", pfn);
-    if (early) yield* rt.spin_unlock(global);
+    if (early) yield* rt.spin_unlock_irqrestore(global, flags);
     return false;
   }
-  if (pages_lock && !early) yield* rt.spin_lock(b.pages_lock);
-  else if (!pages_lock) yield* lockless_list_write(rt, pfn);
-  list_del(mem, pfn);
+  if (pages_lock && !early) flags = yield* rt.spin_lock_irqsave(b.pages_lock);
+  if (pages_lock) list_del(mem, pfn);
+  else yield* lockless_list_del(rt, mem, pfn);
   b.nr_listed--;
   b.isolated_pages++;
-  if (pages_lock) yield* rt.spin_unlock(b.pages_lock);
+  if (pages_lock) yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   return true;
 }
 
@@ -776,15 +846,15 @@ function* balloon_page_isolate_locked(
     ok &&= PageFlag(mem, pfn, PG_private);
   if (ok && b !== null) {
     const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
-    if (pages_lock) yield* rt.spin_lock(b.pages_lock);
-    else yield* lockless_list_write(rt, pfn);
+    const flags = pages_lock ? yield* rt.spin_lock_irqsave(b.pages_lock) : 0;
     if (bc.era.isolation === "private_flag" && holds(bc, RULE_CLEAR_PRIVATE_FLAG))
       ClearPageFlag(mem, pfn, PG_private);
-    list_del(mem, pfn);
+    if (pages_lock) list_del(mem, pfn);
+    else yield* lockless_list_del(rt, mem, pfn);
     b.nr_listed--;
     b.isolated_pages++;
     mm.era.SetPageIsolated(mem, pfn);
-    if (pages_lock) yield* rt.spin_unlock(b.pages_lock);
+    if (pages_lock) yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   }
   yield* unlock_page(rt, mm, pfn);
   if (!ok) put_page(rt, mm, pfn);
@@ -805,14 +875,15 @@ export function* balloon_page_putback(rt: Runtime, bc: BalloonCompaction, pfn: P
   rule(bc, RULE_PRIVATE_NAMES_DEVICE, b !== null, "balloon_page_putback", pfn);
   if (b !== null) {
     const pages_lock = holds(bc, RULE_PAGES_LOCK_HELD);
-    if (pages_lock) yield* rt.spin_lock(b.pages_lock);
-    else yield* lockless_list_write(rt, pfn);
+    const flags = pages_lock ? yield* rt.spin_lock_irqsave(b.pages_lock) : 0;
+    // Unlocked (rule dropped), the flags change with the last store.
+    if (pages_lock) list_add(mem, pfn, b.pages);
+    else yield* lockless_list_add(rt, mem, pfn, b.pages);
     if (bc.era.isolation === "private_flag") SetPageFlag(mem, pfn, PG_private);
     if (own_lock) bc.mm.era.ClearPageIsolated(mem, pfn);
-    list_add(mem, pfn, b.pages);
     b.nr_listed++;
     b.isolated_pages--;
-    if (pages_lock) yield* rt.spin_unlock(b.pages_lock);
+    if (pages_lock) yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   }
   if (own_lock) yield* unlock_page(rt, bc.mm, pfn);
 }

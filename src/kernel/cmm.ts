@@ -194,12 +194,12 @@ export function* cmm_migratepage(
   }
   mm.m.mem._refcount[newpage]++; // the balloon's reference
   cmm.transit[T_MIGRATE_OLD] = page;
-  yield* rt.spin_lock(b.pages_lock);
+  const flags = yield* rt.spin_lock_irqsave(b.pages_lock);
   balloon_page_insert(rt, bc, b, newpage);
   balloon_page_remove(rt, bc, page); // 2025 on: balloon_page_finalize()
   b.isolated_pages--;
   mm.m.vm_events[BALLOON_MIGRATE]++;
-  yield* rt.spin_unlock(b.pages_lock);
+  yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   cmm.transit[T_MIGRATE_NEW] = -1;
   cmm.hv.plpar_page_set_active(page);
   cmm.transit[T_MIGRATE_OLD] = -1;

@@ -77,6 +77,9 @@
 
 import {
   done_step,
+  IRQ_FLAGS_DISABLED,
+  IRQ_FLAGS_ENABLED,
+  type IrqFlags,
   type Lock,
   NO_STEP,
   type Runtime,
@@ -129,8 +132,28 @@ export class InlineRuntime implements Runtime {
   readonly outer: Runtime;
   /** Nothing run inline may sleep: see "Sleeping" in the file header. */
   readonly can_sleep = false;
+  /** Interrupts disabled by an irqsave lock taken with no outer thread (INLINE_TASK). */
+  private irqs_off = false;
   constructor(outer: Runtime) {
     this.outer = outer;
+  }
+
+  irqs_disabled(): boolean {
+    return this.outer.current >= 0 ? this.outer.irqs_disabled() : this.irqs_off;
+  }
+
+  /**
+   * might_sleep(): an inline run cannot sleep at all (can_sleep), but one
+   * with interrupts disabled calling something that may sleep is the
+   * kernel's "sleeping function called from invalid context" whatever the
+   * locks' state, as in the runtime (runtime.ts spin_lock_irqsave).
+   */
+  private might_sleep(what: string): void {
+    if (this.irqs_disabled()) {
+      throw new KernelBug(
+        `BUG: sleeping function called from invalid context: direct compaction calls ${what} with interrupts disabled`,
+      );
+    }
   }
 
   get current(): number {
@@ -167,7 +190,28 @@ export class InlineRuntime implements Runtime {
     return true;
   }
 
+  *spin_lock_irqsave(lock: Lock): StepOf<IrqFlags> {
+    if (lock.owner !== -1) this.cannot_wait(lock);
+    if (this.outer.current >= 0) return yield* this.outer.spin_lock_irqsave(lock);
+    const flags = this.irqs_off ? IRQ_FLAGS_DISABLED : IRQ_FLAGS_ENABLED;
+    lock.owner = INLINE_TASK;
+    this.irqs_off = true;
+    return flags;
+  }
+
+  *spin_unlock_irqrestore(lock: Lock, flags: IrqFlags): Step {
+    if (this.outer.current >= 0) {
+      yield* this.outer.spin_unlock_irqrestore(lock, flags);
+      return;
+    }
+    assert(lock.owner === INLINE_TASK, `inline unlock of ${lock.lock_class} it does not hold`);
+    assert(this.irqs_off, "inline spin_unlock_irqrestore with interrupts enabled");
+    lock.owner = -1;
+    this.irqs_off = flags !== IRQ_FLAGS_ENABLED;
+  }
+
   mutex_lock(lock: Lock): Step {
+    this.might_sleep(`mutex_lock(${lock.lock_class})`);
     return this.spin_lock(lock);
   }
 
@@ -190,11 +234,13 @@ export class InlineRuntime implements Runtime {
   }
 
   cond_resched(): Step {
+    this.might_sleep("cond_resched");
     return NO_STEP;
   }
 
   /** An inline run cannot sleep: a condition that does not hold already is a bug. */
   wait_event(_obj: number, field: string, cond: () => boolean): Step {
+    this.might_sleep(`wait_event(${field})`);
     if (!cond()) {
       throw new KernelBug(`direct compaction would wait for ${field}; it runs inline and cannot`);
     }
@@ -208,11 +254,13 @@ export class InlineRuntime implements Runtime {
     cond: () => boolean,
     _timeout_ns: number,
   ): StepOf<boolean> {
+    this.might_sleep(`wait_event_timeout(${_obj < 0 ? "" : _obj})`);
     return done_step(cond());
   }
 
   /** Simulated time stands still inside one step. */
   schedule_timeout(_ns: number): Step {
+    this.might_sleep("schedule_timeout");
     return NO_STEP;
   }
 

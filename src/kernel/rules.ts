@@ -72,6 +72,11 @@ export const RULE_NEWPAGE_FATE_BEFORE_UNLOCK = "newpage-fate-before-unlock";
 export const RULE_PAGES_LOCK_HELD = "pages-lock-held";
 /** Balloon insert and delete (the page's identity) change only under the page lock (seed 000 i, seed 004 i). */
 export const RULE_PAGE_LOCK_HELD = "page-lock-held";
+/**
+ * 2016-2025: balloon_page_dequeue() walks the list under pages_lock and only
+ * trylocks each page: the lock order is page lock, then pages_lock.
+ */
+export const RULE_DEQUEUE_TRYLOCK_PAGE = "dequeue-trylock-page";
 /** A page the core hands to isolate / putback / migrate names a live device; isolation fails on none (E25-4). */
 export const RULE_PRIVATE_NAMES_DEVICE = "private-names-device";
 /** 2012: isolation rechecks the balloon mapping and refcount == 2 under the page lock (E12-3). */
@@ -96,6 +101,8 @@ const T = {
     "dequeue skips a page the VM has isolated: otherwise it deletes (and frees) a page migration owns, unlinking it from the migration list",
   recheck_movable:
     "isolate_movable_page() re-reads PageMovable and the driver after trylock_page(): the lockless look may be stale, the driver may have released the page meanwhile",
+  dequeue_trylock:
+    "balloon_page_dequeue() holds pages_lock (interrupts disabled) for its walk and only trylocks each page, skipping a locked one: the order is page lock, then pages_lock (isolation, migration and putback hold the page lock and take pages_lock), so a sleeping lock_page there sleeps with interrupts disabled and, against a compactor holding that page's lock, deadlocks",
   recheck_isolated:
     "isolate_movable_page() re-reads the isolated flag after trylock_page(): another CPU may have isolated the page since the scanner's lockless look",
 };
@@ -111,6 +118,7 @@ const RULES_2016_2022: [string, string][] = [
   [RULE_DEQUEUE_SKIPS_ISOLATED, T.dequeue_skips],
   [RULE_PAGES_LOCK_HELD, T.pages_lock],
   [RULE_PAGE_LOCK_HELD, T.page_lock],
+  [RULE_DEQUEUE_TRYLOCK_PAGE, T.dequeue_trylock],
   [RULE_PRIVATE_NAMES_DEVICE, "a page the core hands to the balloon names a live device"],
 ];
 
@@ -170,6 +178,7 @@ export const RULES: readonly RuleInfo[] = [
       RULE_PAGE_LOCK_HELD,
       "PG_movable_ops and page->private are set and cleared under the page lock, then pages_lock (seed 004 i): the isolation callback reads page->private under the page lock only",
     ],
+    [RULE_DEQUEUE_TRYLOCK_PAGE, T.dequeue_trylock],
     [
       RULE_PRIVATE_NAMES_DEVICE,
       "balloon_page_isolate() fails on a page whose page->private is 0 (deflated, E25-4)",

@@ -886,19 +886,19 @@ export function* virtballoon_migratepage(
   // page is in flight from the moment it is a balloon page.
   vb.num_pfns = VIRTIO_BALLOON_PAGES_PER_PAGE;
   vb.pfns[0] = newpage;
-  yield* rt.spin_lock(b.pages_lock);
+  const flags = yield* rt.spin_lock_irqsave(b.pages_lock);
   balloon_page_insert(rt, bc, b, newpage);
   b.isolated_pages--;
   vb.migrating_pfn = page;
   mm.m.vm_events[BALLOON_MIGRATE]++;
-  yield* rt.spin_unlock(b.pages_lock);
+  yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
   yield* tell_host(rt, vb, vb.vqs[VQ_INFLATE]);
   vb.num_pfns = VIRTIO_BALLOON_PAGES_PER_PAGE;
   vb.pfns[0] = page;
-  if (bc.era.delete_under_pages_lock) yield* rt.spin_lock(b.pages_lock);
+  const del_flags = bc.era.delete_under_pages_lock ? yield* rt.spin_lock_irqsave(b.pages_lock) : 0;
   balloon_page_remove(rt, bc, page); // 2025 on: balloon_page_finalize()
   vb.migrating_pfn = -1;
-  if (bc.era.delete_under_pages_lock) yield* rt.spin_unlock(b.pages_lock);
+  if (bc.era.delete_under_pages_lock) yield* rt.spin_unlock_irqrestore(b.pages_lock, del_flags);
   yield* tell_host(rt, vb, vb.vqs[VQ_DEFLATE]);
   vb.num_pfns = 0;
   yield* rt.mutex_unlock(vb.balloon_lock);

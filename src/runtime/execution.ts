@@ -59,6 +59,19 @@
  *    executions on one clock must not coalesce. Kernel code cannot tell
  *    the modes apart. A driver may switch `coalesce` off and on between
  *    step() calls (run_until() does when it checks after every step).
+ *  - interrupts: each thread has its own interrupt state, disabled by
+ *    spin_lock_irqsave() and restored by spin_unlock_irqrestore() to the
+ *    state saved with it. No interrupt handler is modelled: the state only
+ *    decides where sleeping is allowed. A thread with interrupts disabled
+ *    that calls something that may sleep (mutex_lock, so the page lock;
+ *    wait_event, wait_event_timeout, schedule_timeout, cond_resched) throws
+ *    LockBug "BUG: sleeping function called from invalid context" at the
+ *    call, whether or not it would really have to wait, as might_sleep()
+ *    does under CONFIG_DEBUG_ATOMIC_SLEEP; the option debug_atomic_sleep
+ *    (on by default) switches the report off, as that config does, and the
+ *    thread then sleeps with interrupts disabled (where a lock cycle then
+ *    becomes a plain deadlock). Restoring with interrupts enabled, and
+ *    finishing with them disabled, are LockBugs in either case;
  *  - labels (record_stack, for the checker's counterexamples and replay):
  *    each trace entry names the kernel functions that announced the step,
  *    read from the JavaScript stack at announcement (slow; off by default).
@@ -66,6 +79,9 @@
 
 import {
   done_step,
+  IRQ_FLAGS_DISABLED,
+  IRQ_FLAGS_ENABLED,
+  type IrqFlags,
   type Lock,
   type LockKind,
   NO_STEP,
@@ -144,6 +160,8 @@ class Thread {
   /** Simulated time at which the announced step may run. */
   ready_ns: number;
   readonly held: Lock[] = [];
+  /** Interrupts disabled (spin_lock_irqsave) and not yet restored. */
+  irqs_disabled = false;
   constructor(id: number, name: string, gen: Step, now_ns: number) {
     this.id = id;
     this.name = name;
@@ -173,6 +191,11 @@ export interface ExecutionOptions {
    * several uncontended steps of its thread. Off by default.
    */
   coalesce?: boolean;
+  /**
+   * Report sleeping with interrupts disabled (CONFIG_DEBUG_ATOMIC_SLEEP's
+   * might_sleep(); on by default). Off, such a thread just sleeps.
+   */
+  debug_atomic_sleep?: boolean;
 }
 
 /** lockdep tells at most this many lock classes apart. */
@@ -183,6 +206,8 @@ export const COALESCE_STEPS_MAX = 1 << 14;
 
 const STEP_TRUE: StepOf<boolean> = done_step(true);
 const STEP_FALSE: StepOf<boolean> = done_step(false);
+const STEP_IRQS_WERE_ON: StepOf<IrqFlags> = done_step(IRQ_FLAGS_ENABLED);
+const STEP_IRQS_WERE_OFF: StepOf<IrqFlags> = done_step(IRQ_FLAGS_DISABLED);
 
 export class Execution implements Runtime {
   current = -1;
@@ -211,6 +236,9 @@ export class Execution implements Runtime {
   private steps_limit = Number.POSITIVE_INFINITY;
   /** Threads spawned and not finished. */
   private live = 0;
+  /** Threads with interrupts disabled: 0 keeps might_sleep() to one test. */
+  private irqs_off = 0;
+  private readonly debug_atomic_sleep: boolean;
   /** No trace and no clock: a solo thread may skip its scheduler round trips. */
   private readonly solo_ok: boolean;
   /**
@@ -243,6 +271,7 @@ export class Execution implements Runtime {
     this.step_ns = opts.step_ns ?? 0;
     this.solo_ok = this.trace === null && this.step_ns === 0;
     this.coalesce = opts.coalesce ?? false;
+    this.debug_atomic_sleep = opts.debug_atomic_sleep ?? true;
     this.record_stack = (opts.record_stack ?? false) !== false && this.trace !== null;
     this.stack_filter =
       typeof opts.record_stack === "function" ? opts.record_stack : (p) => p.includes("/kernel/");
@@ -408,7 +437,83 @@ export class Execution implements Runtime {
     return true;
   }
 
+  spin_lock_irqsave(lock: Lock): StepOf<IrqFlags> {
+    if (lock.owner === -1 && this.at_once(OP_LOCK, lock.id, lock.lock_class, lock)) {
+      const was_off = this.threads[this.current].irqs_disabled;
+      this.acquire(lock, true);
+      this.local_irq_disable();
+      return was_off ? STEP_IRQS_WERE_OFF : STEP_IRQS_WERE_ON;
+    }
+    return this.spin_lock_irqsave_step(lock);
+  }
+
+  /** local_irq_save() happens at the call; the lock is taken when the step runs. */
+  private *spin_lock_irqsave_step(lock: Lock): StepOf<IrqFlags> {
+    const flags = this.threads[this.current].irqs_disabled ? IRQ_FLAGS_DISABLED : IRQ_FLAGS_ENABLED;
+    this.announce(OP_LOCK, lock.id, lock.lock_class, lock);
+    yield;
+    this.acquire(lock, true);
+    this.local_irq_disable();
+    return flags;
+  }
+
+  spin_unlock_irqrestore(lock: Lock, flags: IrqFlags): Step {
+    if (this.at_once(OP_UNLOCK, lock.id, lock.lock_class, lock)) {
+      this.release(lock);
+      this.local_irq_restore(flags);
+      return NO_STEP;
+    }
+    return this.spin_unlock_irqrestore_step(lock, flags);
+  }
+
+  private *spin_unlock_irqrestore_step(lock: Lock, flags: IrqFlags): Step {
+    this.announce(OP_UNLOCK, lock.id, lock.lock_class, lock);
+    yield;
+    this.release(lock);
+    this.local_irq_restore(flags);
+  }
+
+  irqs_disabled(): boolean {
+    return this.current >= 0 && this.threads[this.current].irqs_disabled;
+  }
+
+  private local_irq_disable(): void {
+    const t = this.threads[this.current];
+    if (!t.irqs_disabled) {
+      t.irqs_disabled = true;
+      this.irqs_off++;
+    }
+  }
+
+  private local_irq_restore(flags: IrqFlags): void {
+    const t = this.threads[this.current];
+    if (!t.irqs_disabled) {
+      throw new LockBug(`${t.name}: spin_unlock_irqrestore with interrupts enabled`);
+    }
+    if (flags === IRQ_FLAGS_ENABLED) {
+      t.irqs_disabled = false;
+      this.irqs_off--;
+    } else if (flags !== IRQ_FLAGS_DISABLED) {
+      throw new LockBug(`${t.name}: spin_unlock_irqrestore with flags ${flags} never saved`);
+    }
+  }
+
+  /**
+   * might_sleep(): the running thread is about to call `what`, which may
+   * sleep; with its interrupts disabled that is a bug (see the header).
+   */
+  private might_sleep(what: string): void {
+    if (this.irqs_off === 0 || !this.debug_atomic_sleep || this.current < 0) return;
+    const t = this.threads[this.current];
+    if (!t.irqs_disabled) return;
+    const held = t.held.map((l) => l.lock_class).join(", ");
+    throw new LockBug(
+      `BUG: sleeping function called from invalid context: ${t.name} calls ${what} with interrupts disabled${held ? ` (holding ${held})` : ""}`,
+    );
+  }
+
   mutex_lock(lock: Lock): Step {
+    if (this.irqs_off !== 0) this.might_sleep(`mutex_lock(${lock.lock_class})`);
     return this.spin_lock(lock);
   }
 
@@ -439,11 +544,13 @@ export class Execution implements Runtime {
 
   /** Always a real step, even solo: whoever drives the execution gets control back. */
   *cond_resched(): Step {
+    if (this.irqs_off !== 0) this.might_sleep("cond_resched");
     this.announce(OP_RESCHED, -1, "", null);
     yield;
   }
 
   *wait_event(obj: number, field: string, cond: () => boolean): Step {
+    if (this.irqs_off !== 0) this.might_sleep(`wait_event(${field})`);
     this.announce(OP_WAIT, obj, field, null);
     const t = this.threads[this.current];
     t.cond = cond;
@@ -459,6 +566,7 @@ export class Execution implements Runtime {
     timeout_ns: number,
   ): StepOf<boolean> {
     if (!(timeout_ns >= 0)) throw new LockBug(`wait_event_timeout(${timeout_ns}): negative`);
+    if (this.irqs_off !== 0) this.might_sleep(`wait_event_timeout(${field})`);
     if (cond()) return true;
     this.announce(OP_WAIT, obj, field, null);
     const t = this.threads[this.current];
@@ -470,6 +578,7 @@ export class Execution implements Runtime {
 
   *schedule_timeout(ns: number): Step {
     if (!(ns >= 0)) throw new LockBug(`schedule_timeout(${ns}): negative or not a number`);
+    if (this.irqs_off !== 0) this.might_sleep("schedule_timeout");
     this.announce(OP_SLEEP, -1, "", null);
     const t = this.threads[this.current];
     t.ready_ns += ns;
@@ -650,6 +759,10 @@ export class Execution implements Runtime {
       // A thread that threw is over; the execution reports the error.
       t.done = true;
       this.live--;
+      if (t.irqs_disabled) {
+        t.irqs_disabled = false;
+        this.irqs_off--;
+      }
       this.current = -1;
       throw e;
     }
@@ -660,6 +773,11 @@ export class Execution implements Runtime {
         throw new LockBug(
           `${t.name} finished holding ${t.held.map((l) => l.lock_class).join(", ")}`,
         );
+      }
+      if (t.irqs_disabled) {
+        t.irqs_disabled = false;
+        this.irqs_off--;
+        throw new LockBug(`${t.name} finished with interrupts disabled`);
       }
     }
     this.current = -1;
@@ -672,7 +790,10 @@ export class Execution implements Runtime {
       if (!t.done && t.cond !== null) lines.push(`${t.name} waits for ${t.field}`);
       if (t.done || !t.lock || t.op !== OP_LOCK) continue;
       const owner = this.threads[t.lock.owner];
-      lines.push(`${t.name} waits for ${t.lock.lock_class} held by ${owner?.name ?? "nobody"}`);
+      const irqs = t.irqs_disabled ? " (interrupts disabled)" : "";
+      lines.push(
+        `${t.name} waits for ${t.lock.lock_class} held by ${owner?.name ?? "nobody"}${irqs}`,
+      );
     }
     return lines;
   }

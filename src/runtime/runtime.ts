@@ -47,6 +47,16 @@ export const OP_NAMES = [
   "sleep",
 ];
 
+/**
+ * What spin_lock_irqsave() saves and spin_unlock_irqrestore() restores (the
+ * kernel's `unsigned long flags`): whether the thread had its interrupts
+ * disabled before. The model has no interrupt handlers; the state exists
+ * so that sleeping with interrupts disabled is caught (see Runtime).
+ */
+export type IrqFlags = number;
+export const IRQ_FLAGS_ENABLED: IrqFlags = 0;
+export const IRQ_FLAGS_DISABLED: IrqFlags = 1;
+
 /** Lock kinds. A spinlock and a mutex block the same way in the model. */
 export type LockKind = "spinlock" | "mutex" | "page_lock";
 
@@ -87,6 +97,26 @@ export interface Runtime {
   inline_exit?(): void;
   spin_lock(lock: Lock): Step;
   spin_unlock(lock: Lock): Step;
+  /**
+   * spin_lock_irqsave(): disable the running thread's interrupts and take
+   * `lock` (one step, as spin_lock); returns the flags to hand back to
+   * spin_unlock_irqrestore(). While a thread's interrupts are disabled,
+   * anything that may sleep (mutex_lock and the page lock, wait_event,
+   * wait_event_timeout, schedule_timeout, cond_resched) is a bug, as the
+   * kernel's might_sleep() reports "BUG: sleeping function called from
+   * invalid context": the runtime throws before the thread changes
+   * anything. A thread that finishes with interrupts disabled is a bug too.
+   */
+  spin_lock_irqsave(lock: Lock): StepOf<IrqFlags>;
+  /**
+   * spin_unlock_irqrestore(): release `lock` and restore the interrupt
+   * state `flags` saved when it (or an outer irqsave lock) was taken.
+   * Restoring while interrupts are enabled is a bug (the flags were not
+   * saved by this thread's matching irqsave).
+   */
+  spin_unlock_irqrestore(lock: Lock, flags: IrqFlags): Step;
+  /** irqs_disabled(): whether the running thread has its interrupts disabled. */
+  irqs_disabled(): boolean;
   /** spin_trylock(): true if taken. */
   spin_trylock(lock: Lock): StepOf<boolean>;
   mutex_lock(lock: Lock): Step;
