@@ -46,10 +46,9 @@
  *                    page's content in one step, so the footprints see it
  *                    depend on every post. Without it (the standard
  *                    configurations) telling the host is one step, the
- *                    request and the ack at once. Known problem: DPOR
- *                    (check/explore.ts) misses schedules with this kind
- *                    (README "Fidelity > Model checker"); check it with
- *                    plain DFS (--no-por).
+ *                    request and the ack at once. (This kind found a
+ *                    hole in DPOR, since mended in check/explore.ts:
+ *                    README "Fidelity > Model checker".)
  *
  * The host's frame state lives in the page's content (mem.content, which
  * the checker's footprints track): DISCARDED while the host has taken the
