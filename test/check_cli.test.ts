@@ -110,6 +110,20 @@ describe("pagesim check", () => {
     expect(rj).toMatchObject({ reproduced: true, steps: saved.steps.length });
   });
 
+  it("cli check: --no-debug-atomic-sleep changes the verdict and the trace keeps it for replay", () => {
+    const args = ["check", "--era", "2016", "--drop-rule", "dequeue-trylock-page", "--json"];
+    const on = JSON.parse(pagesim(...args, "--trace", join(dir, "das-on.json")).out);
+    expect(on.invariant).toBe("lock-bug");
+    expect(on.violation.message).toMatch(/sleeping function called from invalid context/);
+    const trace = join(dir, "das-off.json");
+    const off = JSON.parse(pagesim(...args, "--no-debug-atomic-sleep", "--trace", trace).out);
+    expect(["lockdep", "deadlock"]).toContain(off.invariant);
+    expect(JSON.parse(readFileSync(trace, "utf8")).config.debug_atomic_sleep).toBe(false);
+    const rj = pagesim("replay", trace, "--json");
+    expect(rj.code).toBe(1);
+    expect(JSON.parse(rj.out)).toMatchObject({ reproduced: true });
+  });
+
   it("cli check: --json with a violation carries the invariant and the trace", () => {
     const r = pagesim(
       "check",

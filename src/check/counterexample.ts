@@ -329,7 +329,8 @@ export function parse_trace(text: string): {
     Number.isInteger(c.pages) &&
     Array.isArray(c.drop_rules) &&
     c.drop_rules.every((t) => typeof t === "string") &&
-    (c.variant === null || typeof c.variant === "string");
+    (c.variant === null || typeof c.variant === "string") &&
+    (c.debug_atomic_sleep === undefined || typeof c.debug_atomic_sleep === "boolean");
   if (!ok) throw new ReplayError("trace config: expected era, threads, pages, drop_rules, variant");
   if (!Array.isArray(o.schedule) || !o.schedule.every((x) => Number.isInteger(x) && x >= 0)) {
     throw new ReplayError("trace schedule: expected a list of non-negative integers");
@@ -342,6 +343,7 @@ export function parse_trace(text: string): {
       pages: c.pages as number,
       drop_rules: c.drop_rules as string[],
       variant: c.variant as string | null,
+      ...(c.debug_atomic_sleep === false ? { debug_atomic_sleep: false } : {}),
     },
     schedule: o.schedule as number[],
     violation: v && typeof v.invariant === "string" ? v : null,

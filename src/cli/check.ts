@@ -4,7 +4,7 @@
  *   pagesim check [--era ERA] [--threads LIST] [--pages N] [--drop-rule NAME]...
  *                 [--variant NAME] [--mode exhaustive|random] [--budget N]
  *                 [--seed S] [--depth D] [--preemption-bound N] [--no-por]
- *                 [--no-shrink] [--trace FILE] [--json]
+ *                 [--no-shrink] [--no-debug-atomic-sleep] [--trace FILE] [--json]
  *   pagesim check --list [--json]
  *
  * Exit codes: 0 no violation found, 1 a violation (printed, and its trace
@@ -76,6 +76,7 @@ interface CheckCliOptions {
   preemptionBound?: number;
   por: boolean;
   shrink: boolean;
+  debugAtomicSleep: boolean;
   trace: string;
   json?: boolean;
   list?: boolean;
@@ -98,6 +99,10 @@ Examples:
   pagesim check --era 2026 --drop-rule pages-lock-held --pages 2 \\
       --threads balloon_putback,balloon_deflate,balloon_putback \\
       --mode random --budget 5000 --seed 7
+  # a blocking lock_page under pages_lock: a sleep with interrupts
+  # disabled; with that report off, lockdep's inversion (exit 1)
+  pagesim check --era 2016 --drop-rule dequeue-trylock-page \\
+      --no-debug-atomic-sleep
   # the toy movable_ops driver of 2016 (exit 1)
   pagesim check --era 2016-toy --threads compact,deflate --pages 1 \\
       --drop-rule recheck-movable-under-page-lock
@@ -135,6 +140,11 @@ export function register_check(program: Command): void {
     )
     .option("--no-por", "exhaustive search without partial-order reduction")
     .option("--no-shrink", "print the counterexample as found")
+    .option(
+      "--no-debug-atomic-sleep",
+      "do not report sleeping with interrupts disabled (as with\n" +
+        "CONFIG_DEBUG_ATOMIC_SLEEP=n): such a sleeper may then deadlock",
+    )
     .option("--trace <file>", "where to write a violation's trace", "pagesim-trace.json")
     .option("--json", "print one JSON object")
     .option("--list", "print the eras, thread kinds, rules and variants")
@@ -245,6 +255,7 @@ function check_command(
   if (opts.pages !== undefined) cfg.pages = opts.pages;
   cfg.drop_rules = opts.dropRule;
   cfg.variant = opts.variant ?? null;
+  if (!opts.debugAtomicSleep) cfg.debug_atomic_sleep = false;
   const t0 = performance.now();
   let report: ReturnType<typeof run_check>;
   try {
