@@ -10,6 +10,7 @@ import {
   balloon_page_alloc_gfp,
   balloon_page_device,
   balloon_page_finalize,
+  balloon_page_free,
   balloon_page_list_dequeue,
   balloon_page_list_enqueue,
   verify_balloon_dev_info,
@@ -22,7 +23,7 @@ import {
   GFP_HIGHUSER,
   GFP_HIGHUSER_MOVABLE,
 } from "../src/kernel/gfp.ts";
-import { list_add, list_count_nodes, list_empty } from "../src/kernel/list.ts";
+import { list_add, list_count_nodes, list_del, list_empty } from "../src/kernel/list.ts";
 import { trylock_page, unlock_page } from "../src/kernel/mm/pagemap.ts";
 import { isolate_movable_page } from "../src/kernel/movable_ops.ts";
 import { PageIsolated, PageLocked } from "../src/kernel/page.ts";
@@ -118,8 +119,22 @@ describe.each(ERAS.map((era) => ({ era, name: era.name })))(
       }
       expect(b.nr_listed).toBe(7 - got);
       expect(verify_balloon_dev_info(bc, b)).toBe(7 - got);
+      // A dequeued page holds the balloon's reference, and in 2012 also
+      // dequeue's extra one until balloon_page_free(), which drops both.
+      const refs = era.name === "2012" ? 2 : 1;
+      const taken: number[] = [];
+      for (let p = mem.lru_next[out]; p !== out; p = mem.lru_next[p]) taken.push(p);
+      for (const p of taken) expect(mem._refcount[p], `pfn ${p}`).toBe(refs);
       release = true;
       run_until(g.e, () => g.e.threads[holder].done, 1000);
+      run_thread(g, function* (rt) {
+        yield* rt.cond_resched();
+        for (const p of taken) {
+          list_del(mem, p);
+          balloon_page_free(rt, bc, p);
+        }
+      });
+      for (const p of taken) expect(mem._refcount[p], `pfn ${p}`).toBe(0);
     });
 
     it("balloon_page_alloc: the era's gfp reaches the allocator", () => {

@@ -83,6 +83,7 @@ import {
   balloon_page_dequeue,
   balloon_page_device,
   balloon_page_enqueue,
+  balloon_page_free,
   balloon_page_insert,
   PageBalloon,
 } from "../kernel/balloon_compaction.ts";
@@ -342,7 +343,7 @@ export const BALLOON_KINDS: readonly ThreadKind[] = [
           yield* tell_host(rt, w, pfn, false);
         }
         yield* rt.mutex_unlock(r.balloon_lock);
-        if (pfn >= 0) put_page(rt, w.mm, pfn);
+        if (pfn >= 0) balloon_page_free(rt, r.bc, pfn);
       },
   },
   {

@@ -604,8 +604,8 @@ export function* balloon_page_list_enqueue(
  * ahead safe. 2012 and 2014: the walk itself runs without pages_lock
  * (list_for_each_entry_safe), pages_lock is taken around each delete; a
  * link read ahead may go stale while the page trylock is a step. 2012 takes
- * an extra reference around the delete (rule dequeue-extra-ref; pagesim
- * drops it before returning, where the kernel's balloon_page_free() did).
+ * an extra reference before the delete (rule dequeue-extra-ref), which the
+ * page keeps until the driver hands it back with balloon_page_free().
  */
 export function* balloon_page_list_dequeue(
   rt: Runtime,
@@ -652,12 +652,26 @@ export function* balloon_page_list_dequeue(
     list_add(mem, p, list);
     if (!locked_walk) yield* rt.spin_unlock_irqrestore(b.pages_lock, flags);
     if (page_lock) yield* unlock_page(rt, bc.mm, p);
-    if (extra_ref) put_page(rt, bc.mm, p);
+    // 2012: the extra reference stays until the driver's balloon_page_free().
     n++;
     p = next;
   }
   if (locked_walk) yield* rt.spin_unlock_irqrestore(b.pages_lock, walk_flags);
   return n;
+}
+
+/**
+ * balloon_page_free() (v3.8-v3.17): a driver gives a deflated page back to
+ * the allocator. In 2012 the page still holds dequeue's extra reference
+ * (rule dequeue-extra-ref) besides the balloon's: both go, the extra one
+ * first. Later eras have no such function; their drivers put_page() the
+ * balloon's reference, which is what this does for them.
+ */
+export function balloon_page_free(rt: Runtime, bc: BalloonCompaction, page: Pfn): void {
+  if (bc.era.isolation === "refcount" && holds(bc, RULE_DEQUEUE_EXTRA_REF)) {
+    put_page(rt, bc.mm, page);
+  }
+  put_page(rt, bc.mm, page);
 }
 
 /**

@@ -32,6 +32,7 @@ import {
   balloon_page_alloc,
   balloon_page_dequeue_onto,
   balloon_page_enqueue,
+  balloon_page_free,
   balloon_page_insert,
   balloon_page_remove,
 } from "./balloon_compaction.ts";
@@ -133,7 +134,7 @@ export function* cmm_free_pages(rt: Runtime, cmm: Cmm, nr: number): StepOf<numbe
     if (page < 0) break;
     cmm.hv.plpar_page_set_active(page);
     list_del(mem, page);
-    put_page(rt, bc.mm, page);
+    balloon_page_free(rt, bc, page);
     cmm.loaned_pages--;
   }
   return nr;

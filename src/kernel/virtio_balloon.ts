@@ -51,6 +51,7 @@ import {
   balloon_page_alloc,
   balloon_page_dequeue_onto,
   balloon_page_enqueue,
+  balloon_page_free,
   balloon_page_insert,
   balloon_page_remove,
 } from "./balloon_compaction.ts";
@@ -633,13 +634,17 @@ export function* leak_balloon(rt: Runtime, vb: VirtioBalloon, num: number): Step
   return num_freed_pages;
 }
 
-/** release_pages_balloon(): drop the balloon's reference on each deflated page. */
+/**
+ * release_pages_balloon() (release_pages_by_pfn() before v3.18): give each
+ * deflated page back (balloon_page_free(): the balloon's reference, and in
+ * 2012 dequeue's extra one).
+ */
 function release_pages_balloon(rt: Runtime, vb: VirtioBalloon, list: number): void {
   const mm = vb.bc.mm;
   const mem = mm.m.mem;
   for (let page = mem.lru_next[list]; page !== list; page = mem.lru_next[list]) {
     list_del(mem, page);
-    put_page(rt, mm, page);
+    balloon_page_free(rt, vb.bc, page);
   }
 }
 
