@@ -2,6 +2,7 @@
 // included), the static policy, balloon_target on a second device, and every
 // era of the registry running balloon compaction. Tiny guests (64 MiB), so each run takes a fraction of a second.
 import { describe, expect, it } from "vitest";
+import { FRAME_BALLOONED, HostSafetyError } from "../src/host/host.ts";
 import {
   BalloonCompaction,
   balloon_pages_owned,
@@ -47,6 +48,43 @@ workload:
 `;
 
 describe("scenario runner with balloons", () => {
+  it("scenario run: each sample checks the host's ballooned frames against the guest's (a frame marked ballooned behind the guest's back is caught at the next sample)", () => {
+    let marked = -1;
+    let marked_at = -1;
+    const run = () =>
+      run_scenario(parse_scenario(ERA_RUN), {
+        on_sample: (w, t) => {
+          if (marked >= 0 || t < 500e6) return;
+          // A page the guest uses (an anon page of the process): the host
+          // now believes it discarded it, and counts it.
+          const hg = w.balloons[0];
+          const mem = w.m.mem;
+          for (let p = 0; p < mem.nr_pages; p++) {
+            if (mem._refcount[p] > 0 && mem.mapping[p] !== 0 && hg.frame[p] === 0) {
+              hg.frame[p] = FRAME_BALLOONED;
+              hg.ballooned_pages++;
+              marked = p;
+              marked_at = t;
+              return;
+            }
+          }
+        },
+      });
+    let err: unknown = null;
+    try {
+      run();
+    } catch (e) {
+      err = e;
+    }
+    expect(marked).toBeGreaterThanOrEqual(0);
+    expect(marked_at).toBe(500e6);
+    expect(err).toBeInstanceOf(HostSafetyError);
+    expect(String(err)).toMatch(/the host discarded it but the guest uses it/);
+    expect(String(err)).toContain(`${marked}`);
+    // Without the disturbance the same run is clean.
+    expect(() => run_scenario(parse_scenario(ERA_RUN))).not.toThrow();
+  });
+
   it("scenario run: two guests under a static policy are deterministic; another seed gives another digest", () => {
     const a = run_scenario(parse_scenario(GUESTS));
     const b = run_scenario(parse_scenario(GUESTS));

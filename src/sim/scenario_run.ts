@@ -113,6 +113,11 @@ export interface RunHooks {
   trace?: boolean;
   /** Called once the machine booted (a bad machine throws before it). */
   on_boot?: () => void;
+  /**
+   * Called after each sample with the guest's World (tests: to disturb the
+   * state between two samples and see the next sample's checks catch it).
+   */
+  on_sample?: (w: World, t_ns: number) => void;
   /** Called with the final state before the result is built (tests, checks). */
   at_end?: (m: Machine, mm: MmState) => void;
   /** /proc files to keep from the final state, by path. */
@@ -531,6 +536,7 @@ function sampler_thread(
         }
         if (t === next_sample) {
           sample_now(w, t, out, hooks);
+          hooks.on_sample?.(w, t);
           hooks.progress?.(t, end_ns);
           next_sample += interval;
         }
