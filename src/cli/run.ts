@@ -30,7 +30,7 @@ import {
   proc_zoneinfo,
 } from "../kernel/procfs.ts";
 import { write_report } from "../report/files.ts";
-import { RunProgress } from "../report/progress.ts";
+import { RunProgress, wants_progress } from "../report/progress.ts";
 import { compare_table, describe_run, run_header, summary } from "../report/summary.ts";
 import { run_scenario, type ScenarioResult, unsupported } from "../sim/scenario_run.ts";
 import {
@@ -163,7 +163,7 @@ function run_once(
   header: string | null,
 ): ScenarioResult {
   const out = process.stdout;
-  const show_progress = !opts.quiet && !opts.json && out.isTTY === true;
+  const show_progress = wants_progress(opts, out);
   const bar = show_progress ? new RunProgress(process.stderr) : null;
   let header_done = false;
   try {

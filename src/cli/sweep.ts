@@ -17,7 +17,7 @@ import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
 import type { Command } from "commander";
 import { KernelBug } from "../kernel/bug.ts";
-import { SweepProgress } from "../report/progress.ts";
+import { SweepProgress, wants_progress } from "../report/progress.ts";
 import { load_sweep, SWEEP_COLUMNS, type Sweep, type SweepRow } from "../sim/sweep.ts";
 import { ScenarioError } from "../workload/load.ts";
 import { UsageError } from "./errors.ts";
@@ -169,7 +169,7 @@ export async function sweep_command(file: string, opts: SweepOptions): Promise<v
     const head = `pagesim sweep: ${sw.name}, ${sw.points.length} grid points (${sw.keys.join(" x ")}) on ${Math.min(workers, sw.points.length)} worker(s)`;
     process.stdout.write(`${wrap_words(head)}\n\n`);
   }
-  const show_progress = !opts.quiet && !opts.json && process.stdout.isTTY === true;
+  const show_progress = wants_progress(opts, process.stdout);
   const bar = show_progress ? new SweepProgress(process.stderr, sw.points.length) : null;
   let rows: SweepRow[];
   try {

@@ -11,6 +11,17 @@
 import { SingleBar } from "cli-progress";
 import { format_duration } from "../workload/units.ts";
 
+/**
+ * Whether a command shows a progress bar: not with --quiet, not with
+ * --json, and only when its output goes to a terminal.
+ */
+export function wants_progress(
+  opts: { quiet?: boolean; json?: boolean },
+  out: { isTTY?: boolean },
+): boolean {
+  return !opts.quiet && !opts.json && out.isTTY === true;
+}
+
 export class RunProgress {
   private bar: SingleBar | null = null;
   private readonly start = Date.now();
