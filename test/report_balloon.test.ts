@@ -129,3 +129,52 @@ describe("reports with balloons", () => {
     expect(sum("balloon_pages")).toBe(r.vmstat.balloon_migrate);
   });
 });
+
+describe("reports of several guests", () => {
+  it("report: the HTML report says which guest its charts and pictures show and has a row per guest", () => {
+    const r = run_scenario(
+      parse_scenario(`
+name: two_guests
+duration: 2s
+sample_interval: 500ms
+machine: { memory: 64MiB, cpus: 2, layout: normal }
+balloons: [{ name: b0 }]
+host: { memory: 96MiB, guests: 3, policy: { kind: static, target: 8MiB, at: 500ms } }
+workload:
+  - { type: alloc_anon, at: 0s, process: db, size: 12MiB, pattern: random }
+`),
+    );
+    expect(r.guests.map((g) => g.name)).toEqual(["guest0", "guest1", "guest2"]);
+    type Node = {
+      nodeName: string;
+      attrs?: { name: string; value: string }[];
+      childNodes?: Node[];
+      value?: string;
+    };
+    const all: Node[] = [];
+    const walk = (n: Node) => {
+      all.push(n);
+      for (const c of n.childNodes ?? []) walk(c);
+    };
+    walk(parse(report_html(r)) as unknown as Node);
+    const text = (n: Node): string =>
+      n.nodeName === "#text" ? (n.value ?? "") : (n.childNodes ?? []).map(text).join("");
+    const table = all.find((n) => n.attrs?.some((a) => a.name === "id" && a.value === "guests"));
+    expect(table).toBeDefined();
+    const rows: Node[] = [];
+    const collect = (n: Node) => {
+      if (n.nodeName === "tr") rows.push(n);
+      for (const c of n.childNodes ?? []) collect(c);
+    };
+    collect(table!);
+    expect(rows).toHaveLength(1 + 3);
+    for (const [k, g] of r.guests.entries()) {
+      const cells = text(rows[k + 1]);
+      expect(cells).toContain(g.name);
+      expect(cells).toContain(g.digest);
+    }
+    const h2 = all.filter((n) => n.nodeName === "h2").map(text);
+    expect(h2).toContain("Over simulated time (guest0)");
+    expect(h2).toContain("Physical memory (guest0)");
+  });
+});

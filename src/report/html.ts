@@ -246,6 +246,7 @@ export function report_html(r: ScenarioResult): string {
     )
     .join("\n");
   const thp = r.thp.attempts ? `${((100 * r.thp.success) / r.thp.attempts).toFixed(1)}%` : "-";
+  const shown = r.guests.length > 1 ? ` (${esc(r.guests[0].name)})` : "";
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>pagesim: ${esc(r.scenario)} (seed ${r.seed})</title>
@@ -269,13 +270,36 @@ table{border-collapse:collapse} td{padding:2px 10px 2px 0}
 <tr><td>compaction</td><td>${r.compaction.runs} run(s), ${r.compaction.pages_migrated} pages migrated, ${r.compaction.migrate_failures} failed</td></tr>
 ${balloon_rows(r)}<tr><td>digest</td><td><code>${esc(r.digest)}</code></td></tr>
 </table>
-<h2>Over simulated time</h2>
+${guests_html(r)}<h2>Over simulated time${shown}</h2>
 ${cs.map((c) => `<div class="chart" id="${c.id}"></div>`).join("\n")}
-<h2>Physical memory</h2>
+<h2>Physical memory${shown}</h2>
 <p>${cell_text}, lowest address top left; paler cells are partly free. ${legend}</p>
 ${maps}
 ${json_script("pagesim-data", data)}
 <script>${PAGE_SCRIPT}</script>
 </body></html>
+`;
+}
+
+/**
+ * With several guests: which guest the charts and pictures show (the
+ * first; the host chart has them all), and one row per guest.
+ */
+function guests_html(r: ScenarioResult): string {
+  if (r.guests.length <= 1) return "";
+  const rows = r.guests
+    .map(
+      (g) =>
+        `<tr><td>${esc(g.name)}</td><td>${g.seed}</td><td><code>${esc(g.digest)}</code></td>` +
+        `<td>${g.thp.success} of ${g.thp.attempts}</td><td>${g.pages_migrated} (${g.balloon_migrate} balloon)</td>` +
+        `<td>${g.free_2mib_start} &rarr; ${g.free_2mib_end}</td><td>${g.fault_failures}</td></tr>`,
+    )
+    .join("\n");
+  return `<h2>Guests</h2>
+<p>${r.guests.length} guests on one host. The charts over time (but for the host's memory per guest) and the pictures of physical memory below show ${esc(r.guests[0].name)}; metrics.csv and samples/ are ${esc(r.guests[0].name)}'s too.</p>
+<table id="guests">
+<tr><th>guest</th><th>seed</th><th>digest</th><th>THP</th><th>pages migrated</th><th>free 2 MiB blocks</th><th>failed faults</th></tr>
+${rows}
+</table>
 `;
 }
