@@ -31,6 +31,27 @@ describe("estimate: the executions plain DFS would run", () => {
     expect(e.executions).toBeLessThan(dfs.executions * 1.5);
   });
 
+  it.each([
+    ["2016", 3000],
+    ["2026", 3000],
+  ])(
+    "estimate: a balloon era (%s: inflation, deflation, the host thread on 1 page) agrees with the exact plain-DFS count",
+    (era, probes) => {
+      const res = resolve({
+        era,
+        threads: ["balloon_inflate", "balloon_deflate", "balloon_host"],
+        pages: 1,
+        drop_rules: [],
+        variant: null,
+      });
+      const dfs = explore(res, { por: false, preemption_bound: null, max_executions: 100_000 });
+      expect(dfs.complete).toBe(true);
+      const e = estimate_dfs_executions(res, probes, 1);
+      expect(e.executions).toBeGreaterThan(dfs.executions / 1.5);
+      expect(e.executions).toBeLessThan(dfs.executions * 1.5);
+    },
+  );
+
   it("estimate: the same seed gives the same estimate; another seed another", () => {
     const res = resolve(toy(["compact", "deflate"]));
     const a = estimate_dfs_executions(res, 200, 5);
