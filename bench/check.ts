@@ -79,6 +79,11 @@ function era_metrics(era: string): Metrics {
   return out;
 }
 
+/** A witness configuration with its rule dropped. */
+function witness_resolved(era: string, w: { threads: string[]; pages: number }, rule: string) {
+  return resolve({ era, threads: w.threads, pages: w.pages, drop_rules: [rule], variant: null });
+}
+
 function rule_metrics(era_name: string): Metrics {
   const out: Metrics = {};
   const era = check_eras().find((e) => e.name === era_name)!;
@@ -86,13 +91,7 @@ function rule_metrics(era_name: string): Metrics {
     const w = era.witnesses[rule];
     // A rule without an exhaustive witness (README "Eras") has no time to first counterexample.
     if (!w) continue;
-    const res = resolve({
-      era: era_name,
-      threads: w.threads,
-      pages: w.pages,
-      drop_rules: [rule],
-      variant: null,
-    });
+    const res = witness_resolved(era_name, w, rule);
     const bound = w.preemption_bound ?? null;
     const s = best_of(3, () =>
       time_s(() => {
@@ -110,13 +109,7 @@ function rule_metrics(era_name: string): Metrics {
   }
   // Rules found only by randomized search: PCT as test/eras.test.ts runs it.
   for (const [rule, w] of Object.entries(BALLOON_RANDOM_WITNESSES[era_name] ?? {})) {
-    const res = resolve({
-      era: era_name,
-      threads: w.threads,
-      pages: w.pages,
-      drop_rules: [rule],
-      variant: null,
-    });
+    const res = witness_resolved(era_name, w, rule);
     let how = "";
     const s = best_of(3, () =>
       time_s(() => {

@@ -440,17 +440,33 @@ export function __balloon_page_delete(bc: BalloonCompaction, b: BalloonDevInfo, 
 }
 
 /**
+ * The device a page leaving the balloon belongs to (delete, finalize), with
+ * the rules both check: it names a live device (private-names-device; null
+ * when the rule is dropped and it does not), and the caller holds that
+ * device's pages lock unless the page is isolated (pages-lock-held).
+ */
+function leaving_device(
+  rt: Runtime,
+  bc: BalloonCompaction,
+  pfn: Pfn,
+  fn: string,
+): BalloonDevInfo | null {
+  const b = balloon_page_device(bc, pfn);
+  rule(bc, RULE_PRIVATE_NAMES_DEVICE, b !== null, fn, pfn);
+  if (b === null) return null;
+  const locked = b.pages_lock.owner === rt.current;
+  rule(bc, RULE_PAGES_LOCK_HELD, locked || PageIsolated(bc.mm.m.mem, pfn), fn, pfn);
+  return b;
+}
+
+/**
  * balloon_page_delete(): the page stops being a balloon page and leaves the
  * list (unless isolated). Caller holds the page lock (2016) and, for a
  * listed page, the pages lock.
  */
 export function balloon_page_delete(rt: Runtime, bc: BalloonCompaction, pfn: Pfn): void {
-  const mem = bc.mm.m.mem;
-  const b = balloon_page_device(bc, pfn);
-  rule(bc, RULE_PRIVATE_NAMES_DEVICE, b !== null, "balloon_page_delete", pfn);
+  const b = leaving_device(rt, bc, pfn, "balloon_page_delete");
   if (b === null) return;
-  const locked = b.pages_lock.owner === rt.current;
-  rule(bc, RULE_PAGES_LOCK_HELD, locked || PageIsolated(mem, pfn), "balloon_page_delete", pfn);
   if (bc.era.uses_page_lock)
     rule(bc, RULE_PAGE_LOCK_HELD, page_locked_by_me(rt, bc.mm, pfn), "balloon_page_delete", pfn);
   __balloon_page_delete(bc, b, pfn);
@@ -467,11 +483,7 @@ export function balloon_page_delete(rt: Runtime, bc: BalloonCompaction, pfn: Pfn
  */
 export function balloon_page_finalize(rt: Runtime, bc: BalloonCompaction, pfn: Pfn): void {
   const mem = bc.mm.m.mem;
-  const b = balloon_page_device(bc, pfn);
-  rule(bc, RULE_PRIVATE_NAMES_DEVICE, b !== null, "balloon_page_finalize", pfn);
-  if (b === null) return;
-  const locked = b.pages_lock.owner === rt.current;
-  rule(bc, RULE_PAGES_LOCK_HELD, locked || PageIsolated(mem, pfn), "balloon_page_finalize", pfn);
+  if (leaving_device(rt, bc, pfn, "balloon_page_finalize") === null) return;
   VM_BUG_ON_PAGE(
     !PageIsolated(mem, pfn) && list_entry_linked(mem, pfn),
     mem,
@@ -644,8 +656,7 @@ export function* balloon_page_list_dequeue(
       continue;
     }
     const flags = locked_walk ? 0 : yield* rt.spin_lock_irqsave(b.pages_lock);
-    const extra_ref = bc.era.isolation === "refcount" && holds(bc, RULE_DEQUEUE_EXTRA_REF);
-    if (extra_ref) mem._refcount[p]++;
+    if (dequeue_takes_extra_ref(bc)) mem._refcount[p]++;
     balloon_page_remove(rt, bc, p);
     if (b.adjust_managed_page_count) adjust_managed_page_count(m, p, 1);
     m.vm_events[BALLOON_DEFLATE]++;
@@ -668,10 +679,13 @@ export function* balloon_page_list_dequeue(
  * balloon's reference, which is what this does for them.
  */
 export function balloon_page_free(rt: Runtime, bc: BalloonCompaction, page: Pfn): void {
-  if (bc.era.isolation === "refcount" && holds(bc, RULE_DEQUEUE_EXTRA_REF)) {
-    put_page(rt, bc.mm, page);
-  }
+  if (dequeue_takes_extra_ref(bc)) put_page(rt, bc.mm, page);
   put_page(rt, bc.mm, page);
+}
+
+/** 2012 (rule dequeue-extra-ref): dequeue pins the page once more, balloon_page_free() unpins it. */
+function dequeue_takes_extra_ref(bc: BalloonCompaction): boolean {
+  return bc.era.isolation === "refcount" && holds(bc, RULE_DEQUEUE_EXTRA_REF);
 }
 
 /**

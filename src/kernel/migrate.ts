@@ -38,7 +38,7 @@
 import type { Runtime, StepOf } from "../runtime/runtime.ts";
 import { assert, VM_BUG_ON_PAGE } from "./bug.ts";
 import { EAGAIN, EBUSY, ENOMEM } from "./errno.ts";
-import { list_del } from "./list.ts";
+import { list_count_nodes, list_del } from "./list.ts";
 import {
   lru_cache_add,
   nr_isolated_item,
@@ -118,14 +118,6 @@ export interface CompactZoneRun {
   nr_migrated: number;
 }
 
-/** Pages on the list `head` (for observers only: a walk of the list). */
-function list_count(mm: MmState, head: number): number {
-  const mem = mm.m.mem;
-  let n = 0;
-  for (let p = mem.lru_next[head]; p !== head && n <= mem.nr_pages; p = mem.lru_next[p]) n++;
-  return n;
-}
-
 // enum migrate_mode
 export const MIGRATE_ASYNC = 0;
 export const MIGRATE_SYNC_LIGHT = 1;
@@ -176,7 +168,7 @@ export function* migrate_pages(
   const mem = mm.m.mem;
   const obs = mm.observer?.migrate_pages;
   const t0_ns = obs ? rt.now() : 0;
-  const nr_pages = obs ? list_count(mm, from) : 0;
+  const nr_pages = obs ? list_count_nodes(mem, from, mem.nr_pages) : 0;
   const balloon0 = obs ? mm.m.vm_events[BALLOON_MIGRATE] : 0;
   let nr_succeeded = 0;
   let nr_failed = 0;

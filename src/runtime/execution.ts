@@ -485,6 +485,14 @@ export class Execution implements Runtime {
     }
   }
 
+  /** A finished thread's interrupt state goes; whether it had them disabled. */
+  private irqs_reset(t: Thread): boolean {
+    if (!t.irqs_disabled) return false;
+    t.irqs_disabled = false;
+    this.irqs_off--;
+    return true;
+  }
+
   private local_irq_restore(flags: IrqFlags): void {
     const t = this.threads[this.current];
     if (!t.irqs_disabled) {
@@ -759,10 +767,7 @@ export class Execution implements Runtime {
       // A thread that threw is over; the execution reports the error.
       t.done = true;
       this.live--;
-      if (t.irqs_disabled) {
-        t.irqs_disabled = false;
-        this.irqs_off--;
-      }
+      this.irqs_reset(t);
       this.current = -1;
       throw e;
     }
@@ -774,11 +779,7 @@ export class Execution implements Runtime {
           `${t.name} finished holding ${t.held.map((l) => l.lock_class).join(", ")}`,
         );
       }
-      if (t.irqs_disabled) {
-        t.irqs_disabled = false;
-        this.irqs_off--;
-        throw new LockBug(`${t.name} finished with interrupts disabled`);
-      }
+      if (this.irqs_reset(t)) throw new LockBug(`${t.name} finished with interrupts disabled`);
     }
     this.current = -1;
   }
