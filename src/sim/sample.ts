@@ -124,6 +124,33 @@ export interface MemoryMap {
   free: string;
 }
 
+/** Memory picture cells (the letters of the header's legend). */
+const CELL_ANON = 97; // a
+const CELL_BALLOON = 98; // b
+const CELL_FILE = 99; // c
+const CELL_FREE = 102; // f
+const CELL_HOLE = 104; // h
+const CELL_ISOLATED = 105; // i
+const CELL_KERNEL = 117; // u
+const CELL_RESERVED = 120; // x
+
+/**
+ * What one page that is not a free buddy block holds, as a cell: both
+ * pictures classify pages by this (the per-pageblock one counts them).
+ */
+function page_cell(mem: Machine["mem"], pfn: number): number {
+  const flags = mem.flags[pfn];
+  const pt = mem.page_type[pfn];
+  if (flags & (1 << PG_reserved)) return CELL_RESERVED;
+  if (flags & (1 << PG_isolated)) return CELL_ISOLATED;
+  if (pt === PGTY_balloon || pt === PGTY_offline) return CELL_BALLOON;
+  if (mem._refcount[pfn] === 0) return CELL_FREE;
+  const mapping = mem.mapping[pfn];
+  if (mapping === 0) return CELL_KERNEL;
+  if (mapping & PAGE_MAPPING_MOVABLE) return CELL_BALLOON;
+  return mapping & PAGE_MAPPING_ANON ? CELL_ANON : CELL_FILE;
+}
+
 /**
  * Machines up to this many pages (256 MiB) get one cell per page: they
  * have at most 128 pageblocks, too few for a per-pageblock picture to show
@@ -157,11 +184,11 @@ export function memory_map(
     const end = Math.min(start + per, mem.nr_pages);
     free[b] = 48;
     if (!zones.some((z) => start < z.zone_end_pfn && end > z.zone_start_pfn)) {
-      cells[b] = 104; // h
+      cells[b] = CELL_HOLE;
       continue;
     }
     if (thp_block[b]) {
-      cells[b] = 97; // a
+      cells[b] = CELL_ANON;
       continue;
     }
     let nfree = 0;
@@ -180,35 +207,40 @@ export function memory_map(
         pfn += n;
         continue;
       }
-      const flags = mem.flags[pfn];
-      if (flags & (1 << PG_reserved)) reserved++;
-      else if (flags & (1 << PG_isolated)) isolated++;
-      else if (pt === PGTY_balloon || pt === PGTY_offline) balloon++;
-      else if (mem._refcount[pfn] === 0) nfree++;
-      else {
-        const mapping = mem.mapping[pfn];
-        if (mapping === 0) kern++;
-        else if (mapping & PAGE_MAPPING_MOVABLE) balloon++;
-        else if (mapping & PAGE_MAPPING_ANON) anon++;
-        else file++;
+      switch (page_cell(mem, pfn)) {
+        case CELL_RESERVED:
+          reserved++;
+          break;
+        case CELL_ISOLATED:
+          isolated++;
+          break;
+        case CELL_BALLOON:
+          balloon++;
+          break;
+        case CELL_FREE:
+          nfree++;
+          break;
+        case CELL_KERNEL:
+          kern++;
+          break;
+        case CELL_ANON:
+          anon++;
+          break;
+        default:
+          file++;
       }
       pfn++;
     }
     const total = end - start;
     free[b] = 48 + Math.min(9, Math.floor((nfree * 10) / total));
     let c: number;
-    if (isolated)
-      c = 105; // i
-    else if (reserved * 2 > total)
-      c = 120; // x
-    else if (nfree === total)
-      c = 102; // f
-    else if (kern > 0)
-      c = 117; // u
-    else if (balloon > 0 && balloon >= anon && balloon >= file)
-      c = 98; // b
-    else if (anon === 0 && file === 0) c = nfree > 0 ? 102 : 120;
-    else c = anon >= file ? 97 : 99; // a, c
+    if (isolated) c = CELL_ISOLATED;
+    else if (reserved * 2 > total) c = CELL_RESERVED;
+    else if (nfree === total) c = CELL_FREE;
+    else if (kern > 0) c = CELL_KERNEL;
+    else if (balloon > 0 && balloon >= anon && balloon >= file) c = CELL_BALLOON;
+    else if (anon === 0 && file === 0) c = nfree > 0 ? CELL_FREE : CELL_RESERVED;
+    else c = anon >= file ? CELL_ANON : CELL_FILE;
     cells[b] = c;
   }
   const dec = new TextDecoder();
@@ -236,7 +268,7 @@ function memory_map_pages(
   const order = mem.pageblock_order;
   const nr = mem.nr_pages;
   // Everything starts as a hole ('h', not free); the zones' pages overwrite it.
-  const cells = new Uint8Array(nr).fill(104);
+  const cells = new Uint8Array(nr).fill(CELL_HOLE);
   const free = new Uint8Array(nr).fill(48);
   for (const z of m.populated) {
     let pfn = z.zone_start_pfn;
@@ -244,43 +276,28 @@ function memory_map_pages(
       const pt = mem.page_type[pfn];
       if (pt === PGTY_buddy) {
         const n = Math.min(2 ** mem.page_private[pfn], z.zone_end_pfn - pfn); // buddy_order()
-        cells.fill(102, pfn, pfn + n); // f
+        cells.fill(CELL_FREE, pfn, pfn + n);
         free.fill(57, pfn, pfn + n);
         pfn += n;
         continue;
       }
       const flags = mem.flags[pfn];
       let c: number;
-      if (thp_block[pfn >> order])
-        c = 97; // a
-      else if (flags & (1 << PG_reserved))
-        c = 120; // x
-      else if (
-        flags & (1 << PG_isolated) ||
-        get_pageblock_migratetype(mem, pfn) === MIGRATE_ISOLATE
-      )
-        c = 105; // i
-      else if (pt === PGTY_balloon || pt === PGTY_offline)
-        c = 98; // b
-      else if (mem._refcount[pfn] === 0)
-        c = 102; // f
+      if (thp_block[pfn >> order]) c = CELL_ANON;
       else {
-        const mapping = mem.mapping[pfn];
-        if (mapping === 0)
-          c = 117; // u
-        else if (mapping & PAGE_MAPPING_MOVABLE)
-          c = 98; // b
-        else c = mapping & PAGE_MAPPING_ANON ? 97 : 99; // a, c
+        c = page_cell(mem, pfn);
+        if (c !== CELL_RESERVED && get_pageblock_migratetype(mem, pfn) === MIGRATE_ISOLATE)
+          c = CELL_ISOLATED;
       }
       // An allocated block's head records its order; the other pages of a
       // block that is not compound have no state of their own (refcount 0),
       // so the whole block takes the head's colour.
       const n =
-        c !== 102 && mem._refcount[pfn] > 0
+        c !== CELL_FREE && mem._refcount[pfn] > 0
           ? Math.min(1 << ((flags & PAGE_ORDER_MASK) >>> PAGE_ORDER_SHIFT), z.zone_end_pfn - pfn)
           : 1;
       cells.fill(c, pfn, pfn + n);
-      if (c === 102) free[pfn] = 57;
+      if (c === CELL_FREE) free[pfn] = 57;
       pfn += n;
     }
   }
